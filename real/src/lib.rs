@@ -1,0 +1,1 @@
+//! Thin safe wrappers over the Linux syscalls a reactor uses.

@@ -1,0 +1,8 @@
+//! edgesim: a deterministic simulation and test harness for epoll-based network servers.
+//!
+//! The [`os`] seam has two implementations, the real Linux kernel and a seeded simulated
+//! one; everything above it (the conformance runner, the servers, the workload clients) is
+//! generic over the seam and runs unchanged on both.
+
+pub mod conform;
+pub mod os;

@@ -1,0 +1,3 @@
+//! The `edgesim` command line.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! edgesim's integration tests: one binary, one module per feature.
