@@ -6,3 +6,6 @@
 //! values and epoll bits are `libc`'s constants.
 
 pub mod kernel;
+pub mod sched;
+pub mod sync;
+pub mod sys;

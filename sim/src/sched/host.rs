@@ -1,0 +1,248 @@
+//! The host loop and the context switch: the only place in edgesim, besides the `real`
+//! crate, that uses `unsafe`.
+//!
+//! The host (the OS thread that called [`run`]) resumes one coroutine at a time. A simulated
+//! thread gives control back at a preemption point when the strategy picked another thread,
+//! when it blocks, or when it ends; it names its successor in `World::next`, so the host only
+//! has to resume it.
+
+use super::world::{install, uninstall, with_world, Block, ThreadInfo, ThreadState, Wake, World};
+use super::{Trace, WorldConfig};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The main thread returned.
+    Finished,
+    /// No thread can run and nothing is pending (no timer, no in-flight data): the threads
+    /// still blocked will wait forever.
+    Deadlock,
+    /// The step budget ran out while threads could still run.
+    MaxSteps,
+    /// A simulated thread panicked.
+    Crash {
+        /// The thread.
+        tid: u32,
+        /// Its name.
+        name: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// What a run produced.
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Steps taken (preemption points passed).
+    pub steps: u64,
+    /// Virtual time at the end, in ns.
+    pub now_ns: u64,
+    /// Thread switches made.
+    pub switches: u64,
+    /// Every thread and its final state.
+    pub threads: Vec<ThreadInfo>,
+    /// The trace.
+    pub trace: Trace,
+    /// The kernel as it was at the end, for the checkers.
+    pub kernel: crate::kernel::Kernel,
+}
+
+type Thread = Coroutine<(), (), ()>;
+
+thread_local! {
+    /// The yielder of the coroutine running now. It is set by the coroutine itself each time
+    /// it starts or resumes, and only read by that same coroutine while it runs.
+    static YIELDER: Cell<*const Yielder<(), ()>> = const { Cell::new(std::ptr::null()) };
+    /// Switches made by this OS thread's world (kept outside the world to keep the counter
+    /// off the RefCell on the hot path).
+    static SWITCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `main` as thread 0 of a new world built from `config`, until it returns, the world
+/// deadlocks, the step budget runs out, or a thread panics.
+///
+/// Threads still alive at the end are unwound (their destructors run, their calls do not
+/// switch any more).
+pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
+    install(World::new(config));
+    SWITCHES.with(|s| s.set(0));
+    with_world(|w| {
+        w.spawn("main", Box::new(main));
+        w.next = Some(0);
+    });
+    let mut coroutines: Vec<Option<Thread>> = Vec::new();
+    let outcome = loop {
+        if let Some(outcome) = with_world(|w| w.stop.take()) {
+            break outcome;
+        }
+        let next = with_world(|w| {
+            let pending: Vec<(u32, Box<dyn FnOnce()>)> = w.pending_spawn.drain(..).collect();
+            (w.next.take().or_else(|| w.pick_next()), pending)
+        });
+        let (next, pending) = next;
+        for (tid, body) in pending {
+            debug_assert_eq!(tid as usize, coroutines.len());
+            coroutines.push(Some(new_thread(tid, body)));
+        }
+        let Some(tid) = next else {
+            if with_world(|w| w.advance_idle()) {
+                continue;
+            }
+            break Outcome::Deadlock;
+        };
+        with_world(|w| w.current = Some(tid));
+        let coroutine = coroutines[tid as usize]
+            .as_mut()
+            .expect("a runnable thread has a coroutine");
+        match coroutine.resume(()) {
+            CoroutineResult::Yield(()) => {}
+            CoroutineResult::Return(()) => {
+                coroutines[tid as usize] = None;
+                let main_done = with_world(|w| {
+                    w.current = None;
+                    tid == 0
+                });
+                if main_done {
+                    break Outcome::Finished;
+                }
+            }
+        }
+    };
+    with_world(|w| {
+        w.tearing_down = true;
+        w.current = None;
+    });
+    // Dropping a suspended coroutine unwinds its stack; calls made by destructors on the way
+    // see `tearing_down` and never switch.
+    drop(coroutines);
+    let world = uninstall();
+    let outcome = match (&outcome, first_panic(&world)) {
+        (Outcome::Crash { .. }, _) | (_, None) => outcome,
+        (_, Some(crash)) => crash,
+    };
+    Report {
+        outcome,
+        steps: world.step,
+        now_ns: world.now_ns,
+        switches: SWITCHES.with(|s| s.get()),
+        threads: world.thread_infos(),
+        trace: world.trace,
+        kernel: world.kernel,
+    }
+}
+
+fn first_panic(world: &World) -> Option<Outcome> {
+    world
+        .threads
+        .iter()
+        .enumerate()
+        .find_map(|(tid, t)| match &t.result {
+            Some(Err(message)) => Some(Outcome::Crash {
+                tid: tid as u32,
+                name: t.name.clone(),
+                message: message.clone(),
+            }),
+            _ => None,
+        })
+}
+
+fn new_thread(tid: u32, body: Box<dyn FnOnce()>) -> Thread {
+    Coroutine::new(move |yielder: &Yielder<(), ()>, ()| {
+        YIELDER.with(|y| y.set(yielder));
+        let result = catch_unwind(AssertUnwindSafe(body));
+        let tearing_down = with_world(|w| w.tearing_down);
+        match result {
+            Ok(()) => with_world(|w| w.set_done(tid, Ok(()))),
+            // A forced unwind at teardown is not the thread's failure: let it continue.
+            Err(payload) if tearing_down => std::panic::resume_unwind(payload),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                with_world(|w| {
+                    w.set_done(tid, Err(message.clone()));
+                    if w.stop.is_none() {
+                        w.stop = Some(Outcome::Crash {
+                            tid,
+                            name: w.threads[tid as usize].name.clone(),
+                            message,
+                        });
+                    }
+                });
+            }
+        }
+    })
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+/// Gives control back to the host.
+fn suspend() {
+    SWITCHES.with(|s| s.set(s.get() + 1));
+    let yielder = YIELDER.with(|y| y.get());
+    debug_assert!(!yielder.is_null());
+    // SAFETY: `YIELDER` was set by the coroutine that is running now, at its start and again
+    // below after every resume, and the `Yielder` it points to lives on that coroutine's
+    // stack until the coroutine returns. Only simulated threads call `suspend` (every caller
+    // holds `World::current`), so the pointer is the running coroutine's own yielder.
+    unsafe { (*yielder).suspend(()) };
+    // Another coroutine ran meanwhile and left its own yielder here.
+    YIELDER.with(|y| y.set(yielder));
+}
+
+/// A preemption point: counts a step and lets the strategy switch to another thread.
+pub(crate) fn preempt() {
+    let switch = with_world(|w| {
+        if w.tearing_down {
+            return false;
+        }
+        w.tick();
+        if w.stop.is_some() {
+            return true;
+        }
+        let me = w.current;
+        let next = w.pick_next();
+        if next != me {
+            w.next = next;
+            true
+        } else {
+            false
+        }
+    });
+    if switch {
+        suspend();
+    }
+}
+
+/// Blocks the current thread on `block` until it is woken or `deadline` (virtual ns) passes.
+pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
+    let teardown = with_world(|w| {
+        if w.tearing_down {
+            return true;
+        }
+        let me = w.current_tid();
+        w.set_blocked(me, block, deadline);
+        w.next = w.pick_next();
+        false
+    });
+    if teardown {
+        return Wake::Timeout;
+    }
+    suspend();
+    with_world(|w| {
+        let me = w.current_tid();
+        debug_assert_eq!(w.threads[me as usize].state, ThreadState::Runnable);
+        w.threads[me as usize].wake
+    })
+}

@@ -1,0 +1,30 @@
+//! The deterministic scheduler: simulated threads are stackful coroutines that run one at a
+//! time on the calling OS thread; every system call is a preemption point at which the
+//! strategy, driven by one ChaCha stream, picks the thread that runs next.
+//!
+//! Why coroutines and not OS threads passing a baton: a resume and suspend pair of
+//! `corosensei` coroutines costs nanoseconds, an OS-thread hand-off microseconds, and the
+//! simulator has to switch at millions of preemption points per second.
+//!
+//! The world lives in a thread-local while [`run`] executes, so the handle simulated code
+//! holds ([`crate::sys`]) is a zero-sized value: the seam's `SimOs` is `Copy`, `Send` and
+//! `Sync` without locks, and one OS thread can run one world at a time (`explore --jobs N`
+//! runs N worlds on N OS threads).
+
+mod host;
+mod seed;
+mod strategy;
+mod trace;
+mod world;
+
+pub use host::{run, Outcome, Report};
+pub use seed::derive_seed;
+pub use strategy::Strategy;
+pub use trace::{Op, Record, Trace};
+pub use world::{Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
+
+pub(crate) use host::{block, preempt};
+pub(crate) use world::{with_world, Wake};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! The trace: one compact record per step (which thread made which call with which
+//! arguments and result), plus scheduler and epoll details, folded into a running hash and,
+//! when asked for, kept for printing. Records are plain numbers so that recording costs a few
+//! nanoseconds and printing is stable across runs and machines.
+
+use std::fmt;
+
+/// A simulated call, as it appears in the trace.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum Op {
+    EpollCreate,
+    EpollCtl,
+    EpollWait,
+    Listen,
+    Accept,
+    Connect,
+    LocalAddr,
+    PeerAddr,
+    TakeError,
+    Inq,
+    Outq,
+    Read,
+    Write,
+    Shutdown,
+    Close,
+    Dup,
+    Reset,
+    Eventfd,
+    EventfdRead,
+    EventfdWrite,
+    Socketpair,
+    Pipe,
+    Now,
+    Sleep,
+    Spawn,
+    Join,
+    Park,
+    Unpark,
+    Lock,
+    Atomic,
+}
+
+impl Op {
+    /// The call's name in the trace.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::EpollCreate => "epoll_create",
+            Op::EpollCtl => "epoll_ctl",
+            Op::EpollWait => "epoll_wait",
+            Op::Listen => "listen",
+            Op::Accept => "accept",
+            Op::Connect => "connect",
+            Op::LocalAddr => "getsockname",
+            Op::PeerAddr => "getpeername",
+            Op::TakeError => "so_error",
+            Op::Inq => "inq",
+            Op::Outq => "outq",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Shutdown => "shutdown",
+            Op::Close => "close",
+            Op::Dup => "dup",
+            Op::Reset => "reset",
+            Op::Eventfd => "eventfd",
+            Op::EventfdRead => "efd_read",
+            Op::EventfdWrite => "efd_write",
+            Op::Socketpair => "socketpair",
+            Op::Pipe => "pipe",
+            Op::Now => "now",
+            Op::Sleep => "sleep",
+            Op::Spawn => "spawn",
+            Op::Join => "join",
+            Op::Park => "park",
+            Op::Unpark => "unpark",
+            Op::Lock => "lock",
+            Op::Atomic => "atomic",
+        }
+    }
+}
+
+/// One trace entry.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Record {
+    /// Thread `tid` made call `op` at `step`; `ret` is the value, or `-errno`.
+    Call {
+        /// The step number (one per preemption point).
+        step: u64,
+        /// The calling thread.
+        tid: u32,
+        /// The call.
+        op: Op,
+        /// Its first two arguments (descriptor, length, flags...), `-1` when unused.
+        args: [i64; 2],
+        /// The result: a value, or `-errno`.
+        ret: i64,
+    },
+    /// One event returned by the `epoll_wait` just recorded.
+    Event {
+        /// The event bits.
+        events: u32,
+        /// The registration's token.
+        token: u64,
+    },
+    /// A fault was injected into the call that follows.
+    Fault {
+        /// The step.
+        step: u64,
+        /// The thread.
+        tid: u32,
+        /// Which fault.
+        what: &'static str,
+    },
+    /// The scheduler moved from one thread to another.
+    Switch {
+        /// The step.
+        step: u64,
+        /// The thread that runs next.
+        to: u32,
+    },
+}
+
+/// The trace of one run: a hash of every record and, when enabled, the records themselves.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    keep: bool,
+    records: Vec<Record>,
+    hash: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Trace {
+    /// A trace that keeps its records when `keep` is set, and only hashes otherwise.
+    pub fn new(keep: bool) -> Trace {
+        Trace {
+            keep,
+            records: Vec::new(),
+            hash: FNV_OFFSET,
+        }
+    }
+
+    fn mix(&mut self, word: u64) {
+        // FNV-1a over whole words: cheap, stable, and order-sensitive, which is all a
+        // run-twice-and-compare check needs.
+        self.hash = (self.hash ^ word).wrapping_mul(FNV_PRIME);
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: Record) {
+        match record {
+            Record::Call {
+                step,
+                tid,
+                op,
+                args,
+                ret,
+            } => {
+                self.mix(step);
+                self.mix(u64::from(tid) << 8 | op as u64);
+                self.mix(args[0] as u64);
+                self.mix(args[1] as u64);
+                self.mix(ret as u64);
+            }
+            Record::Event { events, token } => {
+                self.mix(u64::from(events));
+                self.mix(token);
+            }
+            Record::Fault { step, tid, what } => {
+                self.mix(step);
+                self.mix(u64::from(tid));
+                what.bytes().for_each(|b| self.mix(u64::from(b)));
+            }
+            Record::Switch { step, to } => {
+                self.mix(step ^ 0x5357);
+                self.mix(u64::from(to));
+            }
+        }
+        if self.keep {
+            self.records.push(record);
+        }
+    }
+
+    /// The hash of every record so far.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The kept records (empty unless the trace was created with `keep`).
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// The name of a Linux errno value as the trace prints it.
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EAGAIN => "EAGAIN",
+        libc::EBADF => "EBADF",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EEXIST => "EEXIST",
+        libc::EINTR => "EINTR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOENT => "ENOENT",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::EPERM => "EPERM",
+        libc::EPIPE => "EPIPE",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EISCONN => "EISCONN",
+        libc::EINPROGRESS => "EINPROGRESS",
+        _ => return format!("E{errno}"),
+    };
+    name.to_string()
+}
+
+/// Prints a record as one trace line, e.g. `   212 t3 read(7,16384) = EAGAIN`.
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Record::Call {
+                step,
+                tid,
+                op,
+                args,
+                ret,
+            } => {
+                write!(f, "{step:>7} t{tid} {}(", op.name())?;
+                let shown: Vec<String> = args
+                    .iter()
+                    .filter(|&&a| a != -1)
+                    .map(|a| a.to_string())
+                    .collect();
+                write!(f, "{}) = ", shown.join(","))?;
+                if ret < 0 {
+                    f.write_str(&errno_name(-ret as i32))
+                } else {
+                    write!(f, "{ret}")
+                }
+            }
+            Record::Event { events, token } => {
+                write!(f, "          event token={token:#x} events={events:#x}")
+            }
+            Record::Fault { step, tid, what } => write!(f, "{step:>7} t{tid} fault {what}"),
+            Record::Switch { step, to } => write!(f, "{step:>7} -> t{to}"),
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The world's state: the kernel, the thread table, the clock, the random streams and the
+//! trace, kept in a thread-local while a run executes.
+
+use super::strategy::{chance, Picker};
+use super::trace::{Op, Record, Trace};
+use super::Strategy;
+use crate::kernel::{Config, Kernel};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use std::cell::RefCell;
+
+/// Scheduler-level faults, each a probability per opportunity.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SchedFaults {
+    /// `epoll_wait` fails with EINTR.
+    pub eintr: f64,
+    /// `park` returns although nobody unparked the thread (std allows it).
+    pub spurious_wakeup: f64,
+}
+
+/// Everything a run depends on besides the code it runs.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// The one seed every stream derives from.
+    pub seed: u64,
+    /// The kernel's sizes and faults (its own seed is derived from `seed`).
+    pub kernel: Config,
+    /// How the next thread is picked.
+    pub strategy: Strategy,
+    /// The run stops (inconclusive) after this many steps.
+    pub max_steps: u64,
+    /// Virtual time every call costs, so that a busy loop advances the clock.
+    pub call_cost_ns: u64,
+    /// Keep every trace record (for printing), not only the hash.
+    pub keep_trace: bool,
+    /// Scheduler faults.
+    pub faults: SchedFaults,
+    /// From this step on, faults stop and the strategy becomes a fair random walk.
+    pub heal_at_step: Option<u64>,
+}
+
+impl Default for WorldConfig {
+    fn default() -> WorldConfig {
+        WorldConfig {
+            seed: 0,
+            kernel: Config::default(),
+            strategy: Strategy::RandomWalk,
+            max_steps: 1_000_000,
+            call_cost_ns: 1_000,
+            keep_trace: false,
+            faults: SchedFaults::default(),
+            heal_at_step: None,
+        }
+    }
+}
+
+/// Why a thread cannot run.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Block {
+    /// In `epoll_wait` on this epoll descriptor.
+    Epoll(i32),
+    /// In `sleep`.
+    Sleep,
+    /// In `park`.
+    Park,
+    /// Waiting for the lock with this id.
+    Mutex(u64),
+    /// Waiting for this thread to end.
+    Join(u32),
+}
+
+/// A thread's state.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum ThreadState {
+    /// Can run.
+    Runnable,
+    /// Waits, until woken or until the deadline (virtual ns) if any.
+    Blocked(Block, Option<u64>),
+    /// Finished.
+    Done,
+}
+
+/// How a blocked thread came back.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Wake {
+    /// Something it waited for happened.
+    Woken,
+    /// Its deadline passed.
+    Timeout,
+}
+
+/// What the report says of a thread.
+#[derive(Clone, Debug)]
+pub struct ThreadInfo {
+    /// The thread id (spawn order, from 0).
+    pub tid: u32,
+    /// The name given at spawn.
+    pub name: String,
+    /// Its state when the run ended.
+    pub state: ThreadState,
+    /// The step of its last call.
+    pub last_step: u64,
+}
+
+pub(crate) struct Thread {
+    pub(crate) name: String,
+    pub(crate) state: ThreadState,
+    pub(crate) wake: Wake,
+    pub(crate) park_token: bool,
+    pub(crate) last_step: u64,
+    /// The panic message if it panicked; `Some(Ok)` once it returned.
+    pub(crate) result: Option<Result<(), String>>,
+}
+
+pub(crate) struct World {
+    pub(crate) kernel: Kernel,
+    pub(crate) threads: Vec<Thread>,
+    /// Runnable thread ids, in a deterministic order.
+    pub(crate) runnable: Vec<u32>,
+    pub(crate) current: Option<u32>,
+    /// The thread the host resumes next, chosen by the thread that suspended.
+    pub(crate) next: Option<u32>,
+    pub(crate) step: u64,
+    pub(crate) now_ns: u64,
+    pub(crate) sched_rng: ChaCha8Rng,
+    pub(crate) fault_rng: ChaCha8Rng,
+    pub(crate) picker: Picker,
+    pub(crate) trace: Trace,
+    pub(crate) config: WorldConfig,
+    pub(crate) pending_spawn: Vec<(u32, Box<dyn FnOnce()>)>,
+    /// Set when the run must end at the next return to the host.
+    pub(crate) stop: Option<super::Outcome>,
+    pub(crate) tearing_down: bool,
+    pub(crate) healed: bool,
+    woken: Vec<u32>,
+    next_mutex_id: u64,
+}
+
+thread_local! {
+    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the world of this OS thread.
+///
+/// Panics if no world runs here: simulated calls are only meaningful inside [`super::run`].
+pub(crate) fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
+    WORLD.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let world = guard
+            .as_mut()
+            .expect("a simulated call was made outside edgesim's simulated world");
+        f(world)
+    })
+}
+
+pub(crate) fn install(world: World) {
+    WORLD.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        assert!(
+            guard.is_none(),
+            "one OS thread runs one simulated world at a time"
+        );
+        *guard = Some(world);
+    });
+}
+
+pub(crate) fn uninstall() -> World {
+    WORLD.with(|cell| cell.borrow_mut().take().expect("the world is installed"))
+}
+
+impl World {
+    pub(crate) fn new(mut config: WorldConfig) -> World {
+        let seed = config.seed;
+        config.kernel.seed = super::derive_seed(seed, 1);
+        let mut sched_rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, 2));
+        let fault_rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, 3));
+        let picker = Picker::new(config.strategy.clone(), &mut sched_rng);
+        World {
+            kernel: Kernel::new(config.kernel.clone()),
+            threads: Vec::new(),
+            runnable: Vec::new(),
+            current: None,
+            next: None,
+            step: 0,
+            now_ns: 0,
+            sched_rng,
+            fault_rng,
+            picker,
+            trace: Trace::new(config.keep_trace),
+            config,
+            pending_spawn: Vec::new(),
+            stop: None,
+            tearing_down: false,
+            healed: false,
+            woken: Vec::new(),
+            next_mutex_id: 1,
+        }
+    }
+
+    pub(crate) fn current_tid(&self) -> u32 {
+        self.current.expect("a simulated thread is running")
+    }
+
+    pub(crate) fn spawn(&mut self, name: &str, body: Box<dyn FnOnce()>) -> u32 {
+        let tid = self.threads.len() as u32;
+        self.threads.push(Thread {
+            name: name.to_string(),
+            state: ThreadState::Runnable,
+            wake: Wake::Woken,
+            park_token: false,
+            last_step: self.step,
+            result: None,
+        });
+        self.runnable.push(tid);
+        self.picker.on_spawn(tid, &mut self.sched_rng);
+        self.pending_spawn.push((tid, body));
+        tid
+    }
+
+    /// Makes a blocked thread runnable with `wake` as the reason; a no-op for others.
+    pub(crate) fn wake(&mut self, tid: u32, wake: Wake) {
+        let thread = &mut self.threads[tid as usize];
+        if let ThreadState::Blocked(..) = thread.state {
+            thread.state = ThreadState::Runnable;
+            thread.wake = wake;
+            self.runnable.push(tid);
+        }
+    }
+
+    pub(crate) fn set_blocked(&mut self, tid: u32, block: Block, deadline: Option<u64>) {
+        self.threads[tid as usize].state = ThreadState::Blocked(block, deadline);
+        let idx = self
+            .runnable
+            .iter()
+            .position(|&t| t == tid)
+            .expect("a running thread is runnable");
+        self.runnable.remove(idx);
+    }
+
+    pub(crate) fn set_done(&mut self, tid: u32, result: Result<(), String>) {
+        self.threads[tid as usize].state = ThreadState::Done;
+        self.threads[tid as usize].result = Some(result);
+        if let Some(idx) = self.runnable.iter().position(|&t| t == tid) {
+            self.runnable.remove(idx);
+        }
+        for other in 0..self.threads.len() as u32 {
+            if self.threads[other as usize].state == ThreadState::Blocked(Block::Join(tid), None) {
+                self.wake(other, Wake::Woken);
+            }
+        }
+    }
+
+    /// Moves blocked-in-epoll threads the kernel woke to the runnable list.
+    pub(crate) fn collect_kernel_wakeups(&mut self) {
+        self.kernel.take_woken(&mut self.woken);
+        for idx in 0..self.woken.len() {
+            let tid = self.woken[idx];
+            self.wake(tid, Wake::Woken);
+        }
+        self.woken.clear();
+    }
+
+    /// Picks the thread that runs after the current step, or `None` if none can run now.
+    pub(crate) fn pick_next(&mut self) -> Option<u32> {
+        if self.runnable.is_empty() {
+            return None;
+        }
+        let current = self.current;
+        let step = self.step;
+        let next = self
+            .picker
+            .pick(&self.runnable, current, step, &mut self.sched_rng);
+        if Some(next) != current {
+            self.trace.push(Record::Switch { step, to: next });
+        }
+        Some(next)
+    }
+
+    /// Counts one step: the clock moves, due deliveries happen, and healing starts when due.
+    pub(crate) fn tick(&mut self) {
+        self.step += 1;
+        self.now_ns += self.config.call_cost_ns;
+        if let Some(tid) = self.current {
+            self.threads[tid as usize].last_step = self.step;
+        }
+        if self
+            .kernel
+            .next_timer_ns()
+            .is_some_and(|t| t <= self.now_ns)
+        {
+            self.kernel.advance(self.now_ns);
+            self.collect_kernel_wakeups();
+        }
+        if !self.healed && self.config.heal_at_step.is_some_and(|s| self.step >= s) {
+            self.heal();
+        }
+        if self.step >= self.config.max_steps && self.stop.is_none() {
+            self.stop = Some(super::Outcome::MaxSteps);
+        }
+    }
+
+    /// Ends the fault phase: no more faults, and a fair schedule.
+    pub(crate) fn heal(&mut self) {
+        self.healed = true;
+        self.config.faults = SchedFaults::default();
+        self.kernel.heal();
+        self.picker.make_fair();
+    }
+
+    /// Draws a scheduler fault; records it in the trace when it fires.
+    pub(crate) fn fault(&mut self, p: f64, what: &'static str) -> bool {
+        let fired = chance(&mut self.fault_rng, p);
+        if fired {
+            let (step, tid) = (self.step, self.current_tid());
+            self.trace.push(Record::Fault { step, tid, what });
+        }
+        fired
+    }
+
+    /// Records the call the current thread just made.
+    pub(crate) fn record(&mut self, op: Op, args: [i64; 2], ret: i64) {
+        let (step, tid) = (self.step, self.current_tid());
+        self.trace.push(Record::Call {
+            step,
+            tid,
+            op,
+            args,
+            ret,
+        });
+    }
+
+    /// When the world is idle: moves the clock to the next deadline or kernel timer and
+    /// wakes what is due. Returns false if nothing will ever happen again.
+    pub(crate) fn advance_idle(&mut self) -> bool {
+        let thread_deadline = self
+            .threads
+            .iter()
+            .filter_map(|t| match t.state {
+                ThreadState::Blocked(_, deadline) => deadline,
+                _ => None,
+            })
+            .min();
+        let next = match (thread_deadline, self.kernel.next_timer_ns()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return false,
+            },
+        };
+        self.now_ns = self.now_ns.max(next);
+        self.kernel.advance(self.now_ns);
+        self.collect_kernel_wakeups();
+        for tid in 0..self.threads.len() as u32 {
+            if let ThreadState::Blocked(_, Some(deadline)) = self.threads[tid as usize].state {
+                if deadline <= self.now_ns {
+                    self.wake(tid, Wake::Timeout);
+                }
+            }
+        }
+        true
+    }
+
+    pub(crate) fn new_mutex_id(&mut self) -> u64 {
+        let id = self.next_mutex_id;
+        self.next_mutex_id += 1;
+        id
+    }
+
+    pub(crate) fn thread_infos(&self) -> Vec<ThreadInfo> {
+        self.threads
+            .iter()
+            .enumerate()
+            .map(|(tid, t)| ThreadInfo {
+                tid: tid as u32,
+                name: t.name.clone(),
+                state: t.state,
+                last_step: t.last_step,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,342 @@
+//! The system-call layer simulated threads use: each function is a preemption point, then
+//! the kernel call, then the bookkeeping (threads the call woke, one trace record).
+//!
+//! Calls made outside a simulated world panic: there is no kernel to talk to.
+
+use crate::kernel::{Errno, KResult, Kernel};
+use crate::sched::{block, preempt, with_world, Block, Op, Record, ThreadState, Wake};
+use std::net::SocketAddr;
+
+/// A value a call returns, as the trace's single number.
+trait TraceValue {
+    fn trace_value(&self) -> i64;
+}
+
+impl TraceValue for () {
+    fn trace_value(&self) -> i64 {
+        0
+    }
+}
+
+impl TraceValue for i32 {
+    fn trace_value(&self) -> i64 {
+        i64::from(*self)
+    }
+}
+
+impl TraceValue for usize {
+    fn trace_value(&self) -> i64 {
+        *self as i64
+    }
+}
+
+impl TraceValue for u64 {
+    fn trace_value(&self) -> i64 {
+        *self as i64
+    }
+}
+
+impl TraceValue for (i32, i32) {
+    fn trace_value(&self) -> i64 {
+        i64::from(self.0) << 32 | i64::from(self.1)
+    }
+}
+
+impl TraceValue for (i32, SocketAddr) {
+    fn trace_value(&self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+impl TraceValue for SocketAddr {
+    fn trace_value(&self) -> i64 {
+        i64::from(self.port())
+    }
+}
+
+impl TraceValue for Option<Errno> {
+    fn trace_value(&self) -> i64 {
+        i64::from(self.unwrap_or(0))
+    }
+}
+
+fn encode<T: TraceValue>(result: &KResult<T>) -> i64 {
+    match result {
+        Ok(value) => value.trace_value(),
+        Err(errno) => -i64::from(*errno),
+    }
+}
+
+/// One kernel call: preempt, call, collect wakeups, record.
+fn call<T: TraceValue>(
+    op: Op,
+    args: [i64; 2],
+    f: impl FnOnce(&mut Kernel) -> KResult<T>,
+) -> KResult<T> {
+    preempt();
+    with_world(|w| {
+        let result = f(&mut w.kernel);
+        w.collect_kernel_wakeups();
+        w.record(op, args, encode(&result));
+        result
+    })
+}
+
+/// `epoll_create1`.
+pub fn epoll_create() -> KResult<i32> {
+    call(Op::EpollCreate, [-1, -1], |k| k.epoll_create())
+}
+
+/// `epoll_ctl`; `op` is `libc::EPOLL_CTL_*`.
+pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> KResult<()> {
+    let args = [i64::from(fd), i64::from(op) << 32 | i64::from(events)];
+    call(Op::EpollCtl, args, |k| {
+        k.epoll_ctl(epfd, op, fd, events, data)
+    })
+}
+
+/// `epoll_wait`: appends up to `max_events` `(events, data)` pairs to `out` (cleared first);
+/// blocks until one is ready or `timeout_ns` passes (`None` waits forever).
+pub fn epoll_wait(
+    epfd: i32,
+    out: &mut Vec<(u32, u64)>,
+    max_events: usize,
+    timeout_ns: Option<u64>,
+) -> KResult<usize> {
+    out.clear();
+    preempt();
+    let (me, deadline, eintr) = with_world(|w| {
+        let eintr = w.config.faults.eintr;
+        let eintr = eintr > 0.0 && w.fault(eintr, "eintr");
+        (
+            w.current_tid(),
+            timeout_ns.map(|t| w.now_ns.saturating_add(t)),
+            eintr,
+        )
+    });
+    let args = [i64::from(epfd), max_events as i64];
+    if eintr {
+        with_world(|w| w.record(Op::EpollWait, args, -i64::from(libc::EINTR)));
+        return Err(libc::EINTR);
+    }
+    loop {
+        let polled = with_world(|w| {
+            let result = w.kernel.epoll_poll(epfd, max_events, out);
+            w.collect_kernel_wakeups();
+            result
+        });
+        let n = match polled {
+            Ok(n) => n,
+            Err(errno) => {
+                with_world(|w| w.record(Op::EpollWait, args, -i64::from(errno)));
+                return Err(errno);
+            }
+        };
+        let expired = with_world(|w| deadline.is_some_and(|d| w.now_ns >= d));
+        if n > 0 || expired || timeout_ns == Some(0) {
+            with_world(|w| {
+                w.record(Op::EpollWait, args, n as i64);
+                for &(events, token) in out.iter() {
+                    w.trace.push(Record::Event { events, token });
+                }
+            });
+            return Ok(n);
+        }
+        with_world(|w| w.kernel.epoll_add_waiter(epfd, me));
+        let wake = block(Block::Epoll(epfd), deadline);
+        with_world(|w| w.kernel.epoll_remove_waiter(epfd, me));
+        if wake == Wake::Timeout && with_world(|w| w.tearing_down) {
+            return Ok(0);
+        }
+    }
+}
+
+/// `listen` on `addr`.
+pub fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> {
+    let args = [i64::from(addr.port()), i64::from(backlog)];
+    call(Op::Listen, args, |k| k.listen(addr, backlog, reuse_port))
+}
+
+/// `accept4`.
+pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
+    call(Op::Accept, [i64::from(fd), -1], |k| k.accept(fd))
+}
+
+/// Non-blocking `connect`.
+pub fn connect(addr: SocketAddr) -> KResult<i32> {
+    call(Op::Connect, [i64::from(addr.port()), -1], |k| {
+        k.connect(addr)
+    })
+}
+
+/// `getsockname`.
+pub fn local_addr(fd: i32) -> KResult<SocketAddr> {
+    call(Op::LocalAddr, [i64::from(fd), -1], |k| k.local_addr(fd))
+}
+
+/// `getpeername`.
+pub fn peer_addr(fd: i32) -> KResult<SocketAddr> {
+    call(Op::PeerAddr, [i64::from(fd), -1], |k| k.peer_addr(fd))
+}
+
+/// `getsockopt(SO_ERROR)`.
+pub fn take_error(fd: i32) -> KResult<Option<Errno>> {
+    call(Op::TakeError, [i64::from(fd), -1], |k| k.take_error(fd))
+}
+
+/// `SIOCINQ`.
+pub fn inq(fd: i32) -> KResult<usize> {
+    call(Op::Inq, [i64::from(fd), -1], |k| k.inq(fd))
+}
+
+/// `SIOCOUTQ`.
+pub fn outq(fd: i32) -> KResult<usize> {
+    call(Op::Outq, [i64::from(fd), -1], |k| k.outq(fd))
+}
+
+/// `read`.
+pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
+    let args = [i64::from(fd), buf.len() as i64];
+    call(Op::Read, args, |k| k.read(fd, buf))
+}
+
+/// `writev` (a `write` is a one-buffer `writev`).
+pub fn writev(fd: i32, bufs: &[&[u8]]) -> KResult<usize> {
+    let len: usize = bufs.iter().map(|b| b.len()).sum();
+    call(Op::Write, [i64::from(fd), len as i64], |k| {
+        k.writev(fd, bufs)
+    })
+}
+
+/// `shutdown`; `how` is `libc::SHUT_*`.
+pub fn shutdown(fd: i32, how: i32) -> KResult<()> {
+    let args = [i64::from(fd), i64::from(how)];
+    call(Op::Shutdown, args, |k| k.shutdown(fd, how))
+}
+
+/// `close`.
+pub fn close(fd: i32) -> KResult<()> {
+    call(Op::Close, [i64::from(fd), -1], |k| k.close(fd))
+}
+
+/// `dup`.
+pub fn dup(fd: i32) -> KResult<i32> {
+    call(Op::Dup, [i64::from(fd), -1], |k| k.dup(fd))
+}
+
+/// `SO_LINGER 0` then `close`.
+pub fn reset(fd: i32) -> KResult<()> {
+    call(Op::Reset, [i64::from(fd), -1], |k| k.reset(fd))
+}
+
+/// `eventfd`.
+pub fn eventfd() -> KResult<i32> {
+    call(Op::Eventfd, [-1, -1], |k| k.eventfd())
+}
+
+/// Reads and resets an eventfd counter.
+pub fn eventfd_read(fd: i32) -> KResult<u64> {
+    call(Op::EventfdRead, [i64::from(fd), -1], |k| k.eventfd_read(fd))
+}
+
+/// Adds to an eventfd counter.
+pub fn eventfd_write(fd: i32, value: u64) -> KResult<()> {
+    let args = [i64::from(fd), value as i64];
+    call(Op::EventfdWrite, args, |k| k.eventfd_write(fd, value))
+}
+
+/// `socketpair(AF_UNIX, SOCK_STREAM)`.
+pub fn socketpair() -> KResult<(i32, i32)> {
+    call(Op::Socketpair, [-1, -1], |k| k.socketpair())
+}
+
+/// `pipe2`: `(read end, write end)`.
+pub fn pipe() -> KResult<(i32, i32)> {
+    call(Op::Pipe, [-1, -1], |k| k.pipe())
+}
+
+/// Virtual time in ns. Not a preemption point: reading a clock is not a system call a
+/// reactor's correctness can depend on interleaving with.
+pub fn now_ns() -> u64 {
+    with_world(|w| w.now_ns)
+}
+
+/// Sleeps for `ns` of virtual time.
+pub fn sleep(ns: u64) {
+    preempt();
+    let deadline = with_world(|w| {
+        w.record(Op::Sleep, [ns as i64, -1], 0);
+        w.now_ns.saturating_add(ns)
+    });
+    while with_world(|w| w.now_ns < deadline && !w.tearing_down) {
+        block(Block::Sleep, Some(deadline));
+    }
+}
+
+/// Starts a simulated thread running `body`; returns its id.
+pub fn spawn(name: &str, body: Box<dyn FnOnce()>) -> u32 {
+    preempt();
+    with_world(|w| {
+        let tid = w.spawn(name, body);
+        w.record(Op::Spawn, [i64::from(tid), -1], 0);
+        tid
+    })
+}
+
+/// Waits for thread `tid` to end; `Err` carries its panic message.
+pub fn join(tid: u32) -> Result<(), String> {
+    preempt();
+    loop {
+        let result = with_world(|w| {
+            w.threads[tid as usize].result.clone().or_else(|| {
+                w.tearing_down
+                    .then(|| Err("the world was torn down".to_string()))
+            })
+        });
+        if let Some(result) = result {
+            with_world(|w| w.record(Op::Join, [i64::from(tid), -1], 0));
+            return result;
+        }
+        block(Block::Join(tid), None);
+    }
+}
+
+/// The calling simulated thread's id.
+pub fn current() -> u32 {
+    with_world(|w| w.current_tid())
+}
+
+/// Parks the calling thread until unparked or `timeout_ns` passes; may return spuriously
+/// (the `spurious_wakeup` fault).
+pub fn park(timeout_ns: Option<u64>) {
+    preempt();
+    let (me, deadline, spurious) = with_world(|w| {
+        let me = w.current_tid();
+        let p = w.config.faults.spurious_wakeup;
+        let spurious = p > 0.0 && w.fault(p, "spurious-wakeup");
+        w.record(Op::Park, [-1, -1], 0);
+        (me, timeout_ns.map(|t| w.now_ns.saturating_add(t)), spurious)
+    });
+    let token = with_world(|w| std::mem::take(&mut w.threads[me as usize].park_token));
+    if token || spurious {
+        return;
+    }
+    block(Block::Park, deadline);
+    with_world(|w| w.threads[me as usize].park_token = false);
+}
+
+/// Unparks thread `tid` (or leaves it a token if it is not parked).
+pub fn unpark(tid: u32) {
+    preempt();
+    with_world(|w| {
+        w.record(Op::Unpark, [i64::from(tid), -1], 0);
+        if matches!(
+            w.threads[tid as usize].state,
+            ThreadState::Blocked(Block::Park, _)
+        ) {
+            w.wake(tid, Wake::Woken);
+        } else {
+            w.threads[tid as usize].park_token = true;
+        }
+    });
+}
