@@ -5,4 +5,5 @@
 //! generic over the seam and runs unchanged on both.
 
 pub mod conform;
+pub mod load;
 pub mod os;

@@ -1,1 +1,2 @@
 //! edgesim's integration tests: one binary, one module per feature.
+mod load;
