@@ -1,0 +1,213 @@
+//! Scenario files: which server, which workload, which faults, and which verdict to expect.
+//!
+//! A scenario is TOML (the format is in DESIGN.md). Every mistake in a file is an error that
+//! names the file, the line and the key: unknown keys, wrong types, values out of range, and
+//! names (flaws, patterns, models) this build does not know, with the list of those it does.
+
+mod parse;
+
+pub use parse::{load, parse, ScenarioError};
+
+/// A whole scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// A short name, used in snapshot names and reports.
+    pub name: String,
+    /// One sentence on what the scenario shows.
+    pub description: String,
+    /// The server under test.
+    pub server: ServerSpec,
+    /// The workload.
+    pub clients: ClientSpec,
+    /// The simulator's knobs.
+    pub sim: SimSpec,
+    /// The verdict the scenario expects.
+    pub expect: Verdict,
+}
+
+/// Which server, in which configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerSpec {
+    /// The topology.
+    pub model: Model,
+    /// Sub-reactors (multi-reactor only).
+    pub reactors: usize,
+    /// Worker-pool size; 0 runs handlers on their loop.
+    pub workers: usize,
+    /// How the main reactor picks a sub-reactor.
+    pub balance: Balance,
+    /// Level, edge, or edge with one-shot.
+    pub trigger: Trigger,
+    /// A deliberately wrong variant, by its catalogue name; `None` is the correct server.
+    pub flaw: Option<String>,
+    /// The request handler.
+    pub handler: Handler,
+}
+
+/// The server's topology.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// One loop accepts and serves.
+    SingleReactor,
+    /// A main reactor accepts and hands connections to sub-reactors.
+    MultiReactor,
+    /// Go-style blocking-looking connections over an edge-triggered netpoller.
+    Netpoll,
+}
+
+/// Load balancing across sub-reactors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// The sub-reactor with the fewest connections.
+    LeastConn,
+    /// A hash of the peer's address.
+    SourceHash,
+}
+
+/// Trigger mode of connection registrations.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-triggered.
+    Level,
+    /// Edge-triggered.
+    Edge,
+    /// Edge-triggered and one-shot, re-armed after each event.
+    EdgeOneshot,
+}
+
+/// The request handler.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// Echo every byte.
+    Echo,
+    /// Length-prefixed request/response framing.
+    Frame,
+}
+
+/// The workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientSpec {
+    /// Concurrent clients.
+    pub count: usize,
+    /// Messages per client.
+    pub messages: usize,
+    /// Message size in bytes: `min..=max` (equal for a fixed size).
+    pub size_bytes: (usize, usize),
+    /// What each client does.
+    pub pattern: Pattern,
+}
+
+/// What a client does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// Send a message, wait for its echo, repeat.
+    Pingpong,
+    /// Keep several messages in flight.
+    Pipeline,
+    /// Send everything, then read everything back.
+    Burst,
+    /// Send everything, shut down the writing half, expect the whole echo, then EOF.
+    HalfClose,
+    /// Reset the connection midway.
+    Reset,
+    /// Read the echo slowly, in small pieces.
+    SlowReader,
+    /// Connect, exchange one message, close; repeat.
+    Churn,
+}
+
+/// Names as the scenario files spell them, for the "expected one of" lists.
+pub const PATTERNS: [(&str, Pattern); 7] = [
+    ("pingpong", Pattern::Pingpong),
+    ("pipeline", Pattern::Pipeline),
+    ("burst", Pattern::Burst),
+    ("half-close", Pattern::HalfClose),
+    ("reset", Pattern::Reset),
+    ("slow-reader", Pattern::SlowReader),
+    ("churn", Pattern::Churn),
+];
+
+/// The simulator's knobs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimSpec {
+    /// Which operations raise an edge-triggered event.
+    pub edge: sim::kernel::EdgeModel,
+    /// Fault probabilities.
+    pub faults: FaultSpec,
+    /// The run is inconclusive after this many steps.
+    pub max_steps: u64,
+    /// The scheduling strategy.
+    pub strategy: sim::sched::Strategy,
+    /// Upper bound of a TCP segment's delivery latency, in microseconds.
+    pub latency_us_max: u64,
+    /// TCP send buffer per socket.
+    pub sndbuf_bytes: usize,
+    /// TCP receive buffer per socket.
+    pub rcvbuf_bytes: usize,
+}
+
+/// Fault probabilities, each in `0..=1`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultSpec {
+    /// Kernel faults.
+    pub kernel: sim::kernel::Faults,
+    /// Scheduler faults.
+    pub sched: sim::sched::SchedFaults,
+}
+
+/// A run's verdict.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every client finished with every byte intact, nothing leaked.
+    Pass,
+    /// Nothing can run, nothing is in flight, and a client still waits: a missed wakeup.
+    Stall,
+    /// Wakeups without progress: a busy loop.
+    Spin,
+    /// Bytes lost, duplicated or reordered.
+    Corrupt,
+    /// Descriptors or registrations left at the end.
+    Leak,
+    /// A panic, or a call on a closed descriptor.
+    Crash,
+    /// The step budget ran out while progress continued.
+    Inconclusive,
+}
+
+/// Verdict names as files and output lines spell them.
+pub const VERDICTS: [(&str, Verdict); 7] = [
+    ("pass", Verdict::Pass),
+    ("stall", Verdict::Stall),
+    ("spin", Verdict::Spin),
+    ("corrupt", Verdict::Corrupt),
+    ("leak", Verdict::Leak),
+    ("crash", Verdict::Crash),
+    ("inconclusive", Verdict::Inconclusive),
+];
+
+impl Verdict {
+    /// The verdict's name (`stall`).
+    pub fn name(self) -> &'static str {
+        VERDICTS
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(name, _)| *name)
+            .expect("every verdict is named")
+    }
+}
+
+impl Pattern {
+    /// The pattern's name (`half-close`).
+    pub fn name(self) -> &'static str {
+        PATTERNS
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(name, _)| *name)
+            .expect("every pattern is named")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,462 @@
+//! Reading a scenario file: TOML into raw, span-carrying structs (so every error can name
+//! its line), then checks of ranges and names into a [`Scenario`].
+
+use super::{
+    Balance, ClientSpec, FaultSpec, Handler, Model, Scenario, ServerSpec, SimSpec, Trigger,
+    PATTERNS, VERDICTS,
+};
+use serde::Deserialize;
+use sim::kernel::{EdgeModel, Faults};
+use sim::sched::{SchedFaults, Strategy};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+/// A mistake in a scenario file, located by file, line and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file as given.
+    pub file: String,
+    /// The 1-based line (0 when the file could not be read at all).
+    pub line: usize,
+    /// The key at fault (`server.reactors`), or empty when the error is not about one key.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.line)?;
+        if !self.key.is_empty() {
+            write!(f, "key `{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Reads and checks the scenario at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 0,
+        key: String::new(),
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    parse(&file, &text)
+}
+
+/// Checks the scenario text `text`, naming it `file` in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |span| line_of(text, span.start));
+        let message = e.message().trim().to_string();
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            key: unknown_key(&message).unwrap_or_default(),
+            message,
+        }
+    })?;
+    Checker { file, text }.scenario(raw)
+}
+
+/// The key named in serde's "unknown field `x`" message, if that is the error.
+fn unknown_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<Spanned<String>>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    clients: RawClients,
+    #[serde(default)]
+    sim: RawSim,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    model: Option<Spanned<String>>,
+    reactors: Option<Spanned<i64>>,
+    workers: Option<Spanned<i64>>,
+    balance: Option<Spanned<String>>,
+    trigger: Option<Spanned<String>>,
+    flaw: Option<Spanned<String>>,
+    handler: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawClients {
+    count: Option<Spanned<i64>>,
+    messages: Option<Spanned<i64>>,
+    size: Option<Spanned<RawSize>>,
+    pattern: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Fixed(i64),
+    Range(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSim {
+    edge: Option<Spanned<String>>,
+    faults: Option<RawFaults>,
+    max_steps: Option<Spanned<i64>>,
+    strategy: Option<Spanned<String>>,
+    pct_depth: Option<Spanned<i64>>,
+    latency_us_max: Option<Spanned<i64>>,
+    sndbuf_bytes: Option<Spanned<i64>>,
+    rcvbuf_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    short_read: Option<Spanned<f64>>,
+    short_write: Option<Spanned<f64>>,
+    segment: Option<Spanned<f64>>,
+    reset: Option<Spanned<f64>>,
+    accept_abort: Option<Spanned<f64>>,
+    accept_emfile: Option<Spanned<f64>>,
+    eintr: Option<Spanned<f64>>,
+    spurious_wakeup: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    verdict: Option<Spanned<String>>,
+}
+
+/// Every flaw a scenario may name: the server's catalogue and the netpoller's.
+pub const FLAWS: [&str; 19] = [
+    "read-once",
+    "accept-once",
+    "no-epollout",
+    "out-once",
+    "oneshot-no-rearm",
+    "oneshot-one-direction",
+    "budget-no-requeue",
+    "wake-flag-race",
+    "eventfd-unread-lt",
+    "lt-out-always",
+    "eof-ignored",
+    "emfile-spin",
+    "stale-token",
+    "close-with-dup",
+    "rdhup-drops-tail",
+    "error-only-ignored",
+    "no-ready-token",
+    "clear-after-eagain",
+    "no-pdwait",
+];
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Range<usize>, key: &str, message: String) -> ScenarioError {
+        ScenarioError {
+            file: self.file.to_string(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// One of `names`, by its spelling in the file.
+    fn choice<T: Copy>(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        names: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ScenarioError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        names
+            .iter()
+            .find(|(name, _)| *name == value.get_ref())
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let known: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+                self.error(
+                    value.span(),
+                    key,
+                    format!(
+                        "unknown value \"{}\" (expected one of: {})",
+                        value.get_ref(),
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// An integer in `range`.
+    fn int(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+    ) -> Result<i64, ScenarioError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let n = *value.get_ref();
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(self.error(
+                value.span(),
+                key,
+                format!(
+                    "{n} is out of range (expected {}..={})",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
+    fn probability(&self, value: &Option<Spanned<f64>>, key: &str) -> Result<f64, ScenarioError> {
+        let Some(value) = value else {
+            return Ok(0.0);
+        };
+        let p = *value.get_ref();
+        if (0.0..=1.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(self.error(
+                value.span(),
+                key,
+                format!("{p} is not a probability (expected 0.0..=1.0)"),
+            ))
+        }
+    }
+
+    fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        if raw.name.get_ref().trim().is_empty() {
+            return Err(self.error(raw.name.span(), "name", "is empty".to_string()));
+        }
+        let server = self.server(&raw.server)?;
+        let clients = self.clients(&raw.clients)?;
+        let sim = self.sim(&raw.sim)?;
+        let expect = self.choice(
+            &raw.expect.verdict,
+            "expect.verdict",
+            &VERDICTS,
+            super::Verdict::Pass,
+        )?;
+        Ok(Scenario {
+            name: raw.name.into_inner(),
+            description: raw.description.map(Spanned::into_inner).unwrap_or_default(),
+            server,
+            clients,
+            sim,
+            expect,
+        })
+    }
+
+    fn server(&self, raw: &RawServer) -> Result<ServerSpec, ScenarioError> {
+        let model = self.choice(
+            &raw.model,
+            "server.model",
+            &[
+                ("single-reactor", Model::SingleReactor),
+                ("multi-reactor", Model::MultiReactor),
+                ("netpoll", Model::Netpoll),
+            ],
+            Model::MultiReactor,
+        )?;
+        let flaw = match &raw.flaw {
+            None => None,
+            Some(flaw) if FLAWS.contains(&flaw.get_ref().as_str()) => Some(flaw.get_ref().clone()),
+            Some(flaw) => {
+                return Err(self.error(
+                    flaw.span(),
+                    "server.flaw",
+                    format!(
+                        "unknown flaw \"{}\" (expected one of: {})",
+                        flaw.get_ref(),
+                        FLAWS.join(", ")
+                    ),
+                ))
+            }
+        };
+        Ok(ServerSpec {
+            model,
+            reactors: self.int(&raw.reactors, "server.reactors", 1..=64, 2)? as usize,
+            workers: self.int(&raw.workers, "server.workers", 0..=64, 0)? as usize,
+            balance: self.choice(
+                &raw.balance,
+                "server.balance",
+                &[
+                    ("round-robin", Balance::RoundRobin),
+                    ("least-conn", Balance::LeastConn),
+                    ("source-hash", Balance::SourceHash),
+                ],
+                Balance::RoundRobin,
+            )?,
+            trigger: self.choice(
+                &raw.trigger,
+                "server.trigger",
+                &[
+                    ("level", Trigger::Level),
+                    ("edge", Trigger::Edge),
+                    ("edge-oneshot", Trigger::EdgeOneshot),
+                ],
+                Trigger::Edge,
+            )?,
+            flaw,
+            handler: self.choice(
+                &raw.handler,
+                "server.handler",
+                &[("echo", Handler::Echo), ("frame", Handler::Frame)],
+                Handler::Echo,
+            )?,
+        })
+    }
+
+    fn clients(&self, raw: &RawClients) -> Result<ClientSpec, ScenarioError> {
+        const SIZE_BYTES_MAX: i64 = 16 * 1024 * 1024;
+        let size_bytes = match &raw.size {
+            None => (64, 64),
+            Some(size) => {
+                let bad = |why: String| self.error(size.span(), "clients.size", why);
+                let (min, max) = match size.get_ref() {
+                    RawSize::Fixed(n) => (*n, *n),
+                    RawSize::Range(text) => {
+                        let (a, b) = text.split_once("..").ok_or_else(|| {
+                            bad(format!(
+                                "\"{text}\" is not a size (expected a number or \"MIN..MAX\")"
+                            ))
+                        })?;
+                        let parse = |s: &str| {
+                            s.trim().parse::<i64>().map_err(|_| {
+                                bad(format!("\"{text}\" is not a size range (expected \"MIN..MAX\", e.g. \"1..65536\")"))
+                            })
+                        };
+                        (parse(a)?, parse(b)?)
+                    }
+                };
+                if min < 1 || max > SIZE_BYTES_MAX || min > max {
+                    return Err(bad(format!(
+                        "{min}..{max} is out of range (expected 1 <= MIN <= MAX <= {SIZE_BYTES_MAX})"
+                    )));
+                }
+                (min as usize, max as usize)
+            }
+        };
+        Ok(ClientSpec {
+            count: self.int(&raw.count, "clients.count", 1..=10_000, 4)? as usize,
+            messages: self.int(&raw.messages, "clients.messages", 1..=1_000_000, 10)? as usize,
+            size_bytes,
+            pattern: self.choice(
+                &raw.pattern,
+                "clients.pattern",
+                &PATTERNS,
+                super::Pattern::Pingpong,
+            )?,
+        })
+    }
+
+    fn sim(&self, raw: &RawSim) -> Result<SimSpec, ScenarioError> {
+        let edge = self.choice(
+            &raw.edge,
+            "sim.edge",
+            &[("linux", EdgeModel::Linux), ("strict", EdgeModel::Strict)],
+            EdgeModel::Linux,
+        )?;
+        let max_steps = self.int(
+            &raw.max_steps,
+            "sim.max_steps",
+            100..=1_000_000_000,
+            200_000,
+        )? as u64;
+        let depth = self.int(&raw.pct_depth, "sim.pct_depth", 1..=10, 3)? as u32;
+        let strategy = self.choice(
+            &raw.strategy,
+            "sim.strategy",
+            &[("random", false), ("pct", true)],
+            false,
+        )?;
+        let strategy = if strategy {
+            Strategy::Pct {
+                depth,
+                steps_hint: max_steps,
+            }
+        } else {
+            Strategy::RandomWalk
+        };
+        let faults = raw.faults.as_ref().map_or(Ok(FaultSpec::default()), |f| {
+            Ok::<_, ScenarioError>(FaultSpec {
+                kernel: Faults {
+                    short_read: self.probability(&f.short_read, "sim.faults.short_read")?,
+                    short_write: self.probability(&f.short_write, "sim.faults.short_write")?,
+                    segment: self.probability(&f.segment, "sim.faults.segment")?,
+                    reset: self.probability(&f.reset, "sim.faults.reset")?,
+                    accept_abort: self.probability(&f.accept_abort, "sim.faults.accept_abort")?,
+                    accept_emfile: self
+                        .probability(&f.accept_emfile, "sim.faults.accept_emfile")?,
+                },
+                sched: SchedFaults {
+                    eintr: self.probability(&f.eintr, "sim.faults.eintr")?,
+                    spurious_wakeup: self
+                        .probability(&f.spurious_wakeup, "sim.faults.spurious_wakeup")?,
+                },
+            })
+        })?;
+        const BUF_BYTES_MAX: i64 = 64 * 1024 * 1024;
+        Ok(SimSpec {
+            edge,
+            faults,
+            max_steps,
+            strategy,
+            latency_us_max: self.int(
+                &raw.latency_us_max,
+                "sim.latency_us_max",
+                0..=1_000_000,
+                50,
+            )? as u64,
+            sndbuf_bytes: self.int(
+                &raw.sndbuf_bytes,
+                "sim.sndbuf_bytes",
+                1024..=BUF_BYTES_MAX,
+                16 * 1024,
+            )? as usize,
+            rcvbuf_bytes: self.int(
+                &raw.rcvbuf_bytes,
+                "sim.rcvbuf_bytes",
+                1024..=BUF_BYTES_MAX,
+                64 * 1024,
+            )? as usize,
+        })
+    }
+}

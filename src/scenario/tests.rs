@@ -1,0 +1,159 @@
+//! Scenario parsing: a good file round-trips, and each kind of mistake gets the exact error.
+
+use super::parse::parse;
+use super::{Model, Pattern, Trigger, Verdict};
+
+/// Parses `text` as `bad.toml` and checks the whole error line.
+#[track_caller]
+fn check_error(text: &str, expected: &str) {
+    let error = parse("bad.toml", text).expect_err("the scenario is rejected");
+    assert_eq!(error.to_string(), expected);
+}
+
+#[test]
+fn the_design_example_parses() {
+    let text = r#"
+name = "read-once"
+description = "ET reactor reads one buffer per wakeup"
+[server]
+model = "multi-reactor"
+reactors = 2
+workers = 0
+balance = "round-robin"
+trigger = "edge"
+flaw = "read-once"
+[clients]
+count = 4
+messages = 10
+size = "1..65536"
+pattern = "pingpong"
+[sim]
+edge = "linux"
+faults = { short_write = 0.1, reset = 0.0 }
+max_steps = 200000
+[expect]
+verdict = "stall"
+"#;
+    let scenario = parse("ok.toml", text).expect("valid");
+    assert_eq!(scenario.server.model, Model::MultiReactor);
+    assert_eq!(scenario.server.trigger, Trigger::Edge);
+    assert_eq!(scenario.server.flaw.as_deref(), Some("read-once"));
+    assert_eq!(scenario.clients.size_bytes, (1, 65536));
+    assert_eq!(scenario.clients.pattern, Pattern::Pingpong);
+    assert_eq!(scenario.sim.faults.kernel.short_write, 0.1);
+    assert_eq!(scenario.expect, Verdict::Stall);
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    check_error(
+        "name = \"x\"\n[server]\nreactorz = 2\n",
+        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`",
+    );
+}
+
+#[test]
+fn unknown_section() {
+    check_error(
+        "name = \"x\"\n[servr]\nreactors = 2\n",
+        "bad.toml:2: key `servr`: unknown field `servr`, expected one of `name`, `description`, `server`, `clients`, `sim`, `expect`",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    check_error(
+        "name = \"x\"\n[server]\nreactors = \"two\"\n",
+        "bad.toml:3: invalid type: string \"two\", expected i64",
+    );
+}
+
+#[test]
+fn out_of_range_integer() {
+    check_error(
+        "name = \"x\"\n[server]\nreactors = 0\n",
+        "bad.toml:3: key `server.reactors`: 0 is out of range (expected 1..=64)",
+    );
+}
+
+#[test]
+fn unknown_flaw_lists_the_known_ones() {
+    let error = parse(
+        "bad.toml",
+        "name = \"x\"\n[server]\nflaw = \"read-twice\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(error.line, 3);
+    assert_eq!(error.key, "server.flaw");
+    assert!(error
+        .message
+        .starts_with("unknown flaw \"read-twice\" (expected one of: read-once, accept-once,"));
+}
+
+#[test]
+fn unknown_pattern_lists_the_known_ones() {
+    check_error(
+        "name = \"x\"\n[clients]\n\npattern = \"ping\"\n",
+        "bad.toml:4: key `clients.pattern`: unknown value \"ping\" (expected one of: pingpong, pipeline, burst, half-close, reset, slow-reader, churn)",
+    );
+}
+
+#[test]
+fn bad_size_range() {
+    check_error(
+        "name = \"x\"\n[clients]\nsize = \"10..5\"\n",
+        "bad.toml:3: key `clients.size`: 10..5 is out of range (expected 1 <= MIN <= MAX <= 16777216)",
+    );
+    check_error(
+        "name = \"x\"\n[clients]\nsize = \"big\"\n",
+        "bad.toml:3: key `clients.size`: \"big\" is not a size (expected a number or \"MIN..MAX\")",
+    );
+}
+
+#[test]
+fn probability_out_of_range() {
+    check_error(
+        "name = \"x\"\n[sim]\nfaults = { short_write = 1.5 }\n",
+        "bad.toml:3: key `sim.faults.short_write`: 1.5 is not a probability (expected 0.0..=1.0)",
+    );
+}
+
+#[test]
+fn unknown_fault_name() {
+    check_error(
+        "name = \"x\"\n[sim]\nfaults = { shortwrite = 0.5 }\n",
+        "bad.toml:3: key `shortwrite`: unknown field `shortwrite`, expected one of `short_read`, `short_write`, `segment`, `reset`, `accept_abort`, `accept_emfile`, `eintr`, `spurious_wakeup`",
+    );
+}
+
+#[test]
+fn unknown_verdict() {
+    check_error(
+        "name = \"x\"\n[expect]\nverdict = \"hang\"\n",
+        "bad.toml:3: key `expect.verdict`: unknown value \"hang\" (expected one of: pass, stall, spin, corrupt, leak, crash, inconclusive)",
+    );
+}
+
+#[test]
+fn missing_name() {
+    check_error(
+        "[server]\nreactors = 2\n",
+        "bad.toml:1: missing field `name`",
+    );
+}
+
+#[test]
+fn not_toml_at_all() {
+    check_error(
+        "name = \"x\"\n[server\n",
+        "bad.toml:2: unclosed table, expected `]`",
+    );
+}
+
+#[test]
+fn unknown_edge_model() {
+    check_error(
+        "name = \"x\"\n[sim]\nedge = \"textbook\"\n",
+        "bad.toml:3: key `sim.edge`: unknown value \"textbook\" (expected one of: linux, strict)",
+    );
+}
