@@ -7,3 +7,4 @@
 pub mod conform;
 pub mod load;
 pub mod os;
+pub mod scenario;
