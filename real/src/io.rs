@@ -41,7 +41,7 @@ pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize> {
 /// the stack.
 pub const WRITEV_BUFFERS_MAX: usize = 64;
 
-/// `writev(fd, bufs)` with [`write`]'s signal rules: like `write` of the concatenation of
+/// `writev(fd, bufs)` with [`write()`]'s signal rules: like `write` of the concatenation of
 /// `bufs` (at most [`WRITEV_BUFFERS_MAX`] of them per call).
 pub fn writev(fd: RawFd, bufs: &[&[u8]]) -> Result<usize> {
     let count = bufs.len().min(WRITEV_BUFFERS_MAX);
@@ -107,6 +107,21 @@ pub fn close(fd: RawFd) -> Result<()> {
 pub fn dup(fd: RawFd) -> Result<RawFd> {
     // SAFETY: `fcntl` with `F_DUPFD_CLOEXEC` takes only integers.
     syscall!(fcntl(fd, libc::F_DUPFD_CLOEXEC, 0))
+}
+
+/// Whether `O_NONBLOCK` is set on the open file description (`fcntl(F_GETFL)`), for tests
+/// of the flags every constructor here promises.
+pub fn is_nonblocking(fd: RawFd) -> Result<bool> {
+    // SAFETY: `fcntl` with `F_GETFL` takes only integers and changes nothing.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// Whether `FD_CLOEXEC` is set on the descriptor (`fcntl(F_GETFD)`).
+pub fn is_cloexec(fd: RawFd) -> Result<bool> {
+    // SAFETY: `fcntl` with `F_GETFD` takes only integers and changes nothing.
+    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
 }
 
 fn ioctl_count(fd: RawFd, request: libc::Ioctl) -> Result<usize> {

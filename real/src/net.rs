@@ -254,6 +254,22 @@ pub fn take_error(fd: RawFd) -> Result<Option<Errno>> {
     Ok((value != 0).then_some(Errno(value)))
 }
 
+/// Whether `TCP_NODELAY` is set on a TCP socket (`getsockopt`), for tests of the
+/// configuration [`accept`] and [`connect`] promise.
+pub fn nodelay(fd: RawFd) -> Result<bool> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable `c_int` and `len` holds its exact size.
+    syscall!(getsockopt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
+        &mut len
+    ))?;
+    Ok(value != 0)
+}
+
 /// `setsockopt(SO_LINGER, {1, 0})`, then `close(fd)`: an abortive close, so the peer sees a
 /// reset (`ECONNRESET`) instead of end of file.
 ///

@@ -80,3 +80,23 @@ pub fn ignore_sigpipe() {
         }
     });
 }
+
+/// Puts `SIGPIPE` back to its default action (terminate the process), undoing the Rust
+/// runtime's `SIG_IGN`. Only for tests that prove the write wrappers never raise it; run them
+/// in a child process, since the disposition is process-wide.
+pub fn restore_default_sigpipe() {
+    // SAFETY: installing `SIG_DFL` runs no code of ours in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Whether `SIGPIPE` is currently ignored (`SIG_IGN`).
+pub fn sigpipe_ignored() -> bool {
+    // SAFETY: a null new action only reads the disposition into the zeroed, valid `action`.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut action) == 0
+            && action.sa_sigaction == libc::SIG_IGN
+    }
+}
