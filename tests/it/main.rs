@@ -1,4 +1,5 @@
 //! edgesim's integration tests: one binary, one module per feature.
 mod load;
+mod real_os;
 mod conform;
 mod snap;
