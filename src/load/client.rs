@@ -13,6 +13,11 @@ const EVENTS_MAX: usize = 256;
 const READ_BUF_BYTES: usize = 64 * 1024;
 /// The longest `epoll_wait`, so the deadline is noticed even when nothing moves.
 const WAIT_SLICE_MAX: Duration = Duration::from_millis(20);
+/// A message still unanswered this long at the end of the run is a stall (an error), not
+/// a slow reply: loopback echoes take microseconds, and even a descheduled server thread
+/// is back within a few scheduler slices. A server that misses an edge-triggered wakeup
+/// never answers, and would otherwise only look slow.
+pub const STALL_MIN: Duration = Duration::from_millis(500);
 
 /// What one thread is asked to do.
 pub struct ThreadPlan {
@@ -30,7 +35,8 @@ pub struct ThreadPlan {
 pub struct ThreadReport {
     /// Messages echoed intact.
     pub messages_ok: u64,
-    /// Corrupt messages, failed or refused connections, early closes, unsolicited bytes.
+    /// Corrupt messages, failed or refused connections, early closes, unsolicited bytes,
+    /// stalled connections.
     pub errors: u64,
     /// The first error, described from the client's point of view.
     pub first_error: Option<String>,
@@ -155,7 +161,11 @@ impl<O: Os> Client<'_, O> {
         let mut events: Vec<EpollEvent> = Vec::with_capacity(EVENTS_MAX);
         loop {
             let now = self.os.now();
-            if now >= deadline || self.conns.iter().all(|c| c.state == ConnState::Dead) {
+            if now >= deadline {
+                self.count_stalls(now);
+                return;
+            }
+            if self.conns.iter().all(|c| c.state == ConnState::Dead) {
                 return;
             }
             let timeout = (deadline - now).min(WAIT_SLICE_MAX);
@@ -199,10 +209,36 @@ impl<O: Os> Client<'_, O> {
             self.kill(conn_idx, format!("conn {conn_id}: socket error {errno:?}"));
             return;
         }
-        // Reads first: they open the window that the writes then fill. A stale or
-        // spurious event costs one EAGAIN on each side.
-        if self.drain_reads(conn_idx) {
+        // Reads first: they open the window that the writes then fill. The reported
+        // conditions are the socket's state when the event was collected, so an event
+        // without IN, HUP or RDHUP has nothing to read. A stale event costs one EAGAIN.
+        let readable = events.intersects(Events::IN | Events::HUP | Events::RDHUP);
+        if !readable || self.drain_reads(conn_idx) {
             self.pump_writes(conn_idx);
+        }
+    }
+
+    /// Counts every open connection whose oldest unanswered message has waited
+    /// [`STALL_MIN`] or longer as one error.
+    fn count_stalls(&mut self, now: Duration) {
+        let size = self.pattern.size();
+        for conn_idx in 0..self.conns.len() {
+            let conn = &self.conns[conn_idx];
+            if conn.state != ConnState::Open || conn.bytes_sent(size) == conn.bytes_received(size) {
+                continue;
+            }
+            let sent_at = conn.sent_at[(conn.recv_seq % self.pipeline as u64) as usize];
+            let waited = now.saturating_sub(sent_at);
+            if waited >= STALL_MIN {
+                let description = format!(
+                    "conn {}: stall: message {} unanswered for {} ms, {} of its bytes back",
+                    conn.conn_id,
+                    conn.recv_seq,
+                    waited.as_millis(),
+                    conn.recv_offset
+                );
+                self.error(description);
+            }
         }
     }
 

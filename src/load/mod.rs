@@ -5,7 +5,9 @@
 //!
 //! Each connection keeps `pipeline` messages in flight (1 = pingpong). Every message carries
 //! a pattern derived from its connection and sequence number, and every echoed byte is
-//! checked, so a fast but wrong server shows up as `errors`, not as a good number.
+//! checked, so a fast but wrong server shows up as `errors`, not as a good number. A
+//! message still unanswered [`STALL_MIN`] after it was sent when the run ends counts as an
+//! error too (a stall, as from a missed edge-triggered wakeup), not just as lower throughput.
 //! Latency runs from the write of a message's first byte to the read of its last echoed
 //! byte, into a fixed-size histogram (no allocation per message).
 //!
@@ -19,6 +21,7 @@ mod client;
 mod histogram;
 mod pattern;
 
+pub use client::STALL_MIN;
 pub use histogram::Histogram;
 pub use pattern::Pattern;
 
@@ -114,7 +117,8 @@ impl LoadConfig {
 pub struct LoadReport {
     /// Messages echoed intact.
     pub messages_ok: u64,
-    /// Corrupt messages, failed connections, early closes, unsolicited bytes.
+    /// Corrupt messages, failed connections, early closes, unsolicited bytes, and stalled
+    /// connections at the end.
     pub errors: u64,
     /// The first error, for the diagnosis line.
     pub first_error: Option<String>,

@@ -21,6 +21,8 @@ enum Echo {
     FlipByteAt(u64),
     /// Accept, then close at once.
     CloseAtOnce,
+    /// Read everything, answer nothing: what a server that lost its wakeup looks like.
+    Swallow,
 }
 
 /// A thread-per-connection echo server on std::net, stopped (and joined) on drop. Every
@@ -105,6 +107,9 @@ fn serve(mut stream: TcpStream, echo: Echo, stop: &AtomicBool) {
             }
         }
         offset += n_read as u64;
+        if echo == Echo::Swallow {
+            continue;
+        }
         if stream.write_all(&buf[..n_read]).is_err() {
             return;
         }
@@ -196,6 +201,21 @@ fn a_server_that_hangs_up_is_an_error() {
     let report = load::run(&RealOs::new(), &config(server.addr, 64, 1)).unwrap();
     assert_eq!(report.messages_ok, 0);
     assert!(report.errors >= 1, "no error reported");
+}
+
+#[test]
+fn a_server_that_stops_answering_is_a_stall() {
+    let server = EchoServer::start(Echo::Swallow);
+    let mut config = config(server.addr, 64, 1);
+    config.secs = load::STALL_MIN.as_secs_f64() + 0.2;
+    let report = load::run(&RealOs::new(), &config).unwrap();
+    assert_eq!(report.messages_ok, 0);
+    assert_eq!(report.errors, 8, "first error: {:?}", report.first_error);
+    let first_error = report.first_error.unwrap();
+    assert!(
+        first_error.contains("stall: message 0 unanswered"),
+        "{first_error}"
+    );
 }
 
 #[test]
