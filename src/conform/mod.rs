@@ -61,8 +61,6 @@ fn run_real(script: &Script) -> Result<Vec<String>, String> {
 /// Runs the script on one simulated thread of a fresh world in conformance mode (immediate
 /// delivery, no faults).
 fn run_sim(script: &Script) -> Result<Vec<String>, String> {
-    // The single call site of the simulator. It waits for `SimOs::conformance` from the
-    // scheduler; until that exists the sim backend reports itself unavailable.
-    let _ = script;
-    Err("the sim backend is not available yet (SimOs::conformance is missing)".to_string())
+    let script = script.clone();
+    Ok(crate::os::SimOs::conformance(move |os| run(&os, &script)))
 }
