@@ -1,5 +1,5 @@
-//! The tokio echo peer: a multi-thread runtime, one task per connection, read then
-//! `write_all`. It stands for "what a well-kept async runtime does" in the benchmark.
+//! The tokio echo peer: a multi-thread runtime (current-thread with `--threads 1`), one
+//! task per connection, read then `write_all`. It stands for "what a well-kept async runtime does" in the benchmark.
 
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,11 +10,16 @@ const READ_BUF_BYTES: usize = 64 * 1024;
 
 fn main() {
     let args = edgesim_bench_peers::parse_args("tokio-echo");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_io()
-        .build()
-        .expect("tokio runtime");
+    // One thread gets the current-thread runtime: it skips the work-stealing machinery
+    // that a single worker cannot use, which is that configuration's best shot.
+    let mut builder = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(args.threads);
+        multi
+    };
+    let runtime = builder.enable_io().build().expect("tokio runtime");
     runtime.block_on(serve(args.addr));
 }
 
