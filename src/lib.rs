@@ -8,3 +8,4 @@ pub mod conform;
 pub mod load;
 pub mod os;
 pub mod scenario;
+pub mod workload;

@@ -1,0 +1,373 @@
+//! One client's run: connect, send the plan's bytes within its in-flight window, check every
+//! byte of the echo, and report where anything went wrong.
+//!
+//! The client is deliberately simple and level-triggered: it is the yardstick, not the
+//! thing under test, so it must not have readiness bugs of its own.
+
+use super::plan::{expected_byte, ClientPlan};
+use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, OsAtomic, Shutdown, Token};
+use crate::scenario::Pattern;
+use std::fmt;
+use std::time::Duration;
+
+/// What a client did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientReport {
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes received and checked.
+    pub bytes_received: u64,
+    /// Connections opened.
+    pub connections: u32,
+}
+
+/// Why a client failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// A call failed where it must not.
+    Io {
+        /// The call.
+        op: &'static str,
+        /// Its errno.
+        errno: Errno,
+        /// Bytes received before it.
+        received: u64,
+    },
+    /// A byte of the echo differs from the byte sent at that offset.
+    Corrupt {
+        /// The stream offset.
+        offset: u64,
+        /// The byte sent there.
+        expected: u8,
+        /// The byte that came back.
+        got: u8,
+    },
+    /// The server closed the connection before echoing everything.
+    UnexpectedEof {
+        /// Bytes received.
+        received: u64,
+        /// Bytes expected.
+        expected: u64,
+    },
+    /// No progress within the bound (real backend only; the simulator sees a stall itself).
+    Stalled {
+        /// Bytes received.
+        received: u64,
+        /// Bytes expected.
+        expected: u64,
+    },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io {
+                op,
+                errno,
+                received,
+            } => write!(f, "{op} failed with {errno} after {received} bytes"),
+            ClientError::Corrupt {
+                offset,
+                expected,
+                got,
+            } => write!(
+                f,
+                "byte {offset} of the echo is {got:#04x}, {expected:#04x} was sent"
+            ),
+            ClientError::UnexpectedEof { received, expected } => {
+                write!(f, "end of file after {received} of {expected} bytes")
+            }
+            ClientError::Stalled { received, expected } => {
+                write!(f, "no progress: {received} of {expected} bytes received")
+            }
+        }
+    }
+}
+
+/// Bytes per write call.
+const WRITE_CHUNK_BYTES: usize = 16 * 1024;
+/// Events per `epoll_wait`.
+const EVENTS_MAX: usize = 4;
+
+/// Runs `plan` against its server. `progress` counts bytes received by every client of the
+/// run (the spin checker reads it). `stall_after` bounds a wait with no progress; `None`
+/// waits forever (the simulator detects a stall when nothing can run).
+pub fn run_client<O: Os>(
+    os: &O,
+    plan: &ClientPlan,
+    progress: &O::Atomic,
+    stall_after: Option<Duration>,
+) -> Result<ClientReport, ClientError> {
+    let mut report = ClientReport::default();
+    let mut offset = 0u64;
+    let batches: Vec<&[usize]> = if plan.pattern == Pattern::Churn {
+        plan.sizes.chunks(1).collect()
+    } else {
+        vec![&plan.sizes[..]]
+    };
+    for sizes in batches {
+        let total: u64 = sizes.iter().map(|&s| s as u64).sum();
+        let mut conn = Conn::open(os, plan, offset, stall_after)?;
+        report.connections += 1;
+        let result = conn.exchange(sizes, total, progress);
+        conn.close();
+        let (sent, received) = result?;
+        report.bytes_sent += sent;
+        report.bytes_received += received;
+        offset += total;
+    }
+    Ok(report)
+}
+
+struct Conn<'a, O: Os> {
+    os: &'a O,
+    plan: &'a ClientPlan,
+    fd: Fd,
+    epfd: Fd,
+    /// Stream offset of this connection's first byte.
+    base: u64,
+    sent: u64,
+    received: u64,
+    stall_after: Option<Duration>,
+    events: Vec<EpollEvent>,
+    buf: Vec<u8>,
+    /// Set once `reset` closed the socket, so `close` does not close it again.
+    fd_closed: bool,
+}
+
+impl<'a, O: Os> Conn<'a, O> {
+    fn open(
+        os: &'a O,
+        plan: &'a ClientPlan,
+        base: u64,
+        stall_after: Option<Duration>,
+    ) -> Result<Conn<'a, O>, ClientError> {
+        let io = |op, errno| ClientError::Io {
+            op,
+            errno,
+            received: 0,
+        };
+        let fd = os.connect(plan.addr).map_err(|e| io("connect", e))?;
+        let epfd = match os.epoll_create() {
+            Ok(epfd) => epfd,
+            Err(e) => {
+                let _ = os.close(fd);
+                return Err(io("epoll_create", e));
+            }
+        };
+        let mut conn = Conn {
+            os,
+            plan,
+            fd,
+            epfd,
+            base,
+            sent: 0,
+            received: 0,
+            stall_after,
+            events: Vec::with_capacity(EVENTS_MAX),
+            buf: vec![0; WRITE_CHUNK_BYTES.max(plan.read_chunk_bytes)],
+            fd_closed: false,
+        };
+        let interest = Events::IN | Events::OUT | Events::RDHUP;
+        if let Err(e) = os.epoll_ctl(epfd, CtlOp::Add, fd, interest, Token(0)) {
+            conn.close();
+            return Err(io("epoll_ctl", e));
+        }
+        // A non-blocking connect completes when the socket turns writable (or fails).
+        if let Err(e) = conn.wait().and_then(|_| conn.connect_result()) {
+            conn.close();
+            return Err(e);
+        }
+        Ok(conn)
+    }
+
+    fn connect_result(&self) -> Result<(), ClientError> {
+        match self.os.take_error(self.fd) {
+            Ok(None) => Ok(()),
+            Ok(Some(errno)) | Err(errno) => Err(self.io("connect", errno)),
+        }
+    }
+
+    fn io(&self, op: &'static str, errno: Errno) -> ClientError {
+        ClientError::Io {
+            op,
+            errno,
+            received: self.received,
+        }
+    }
+
+    fn close(&mut self) {
+        // Both descriptors are ours; a failure here would be a bug in the client.
+        let _ = self.os.close(self.epfd);
+        if !self.fd_closed {
+            let _ = self.os.close(self.fd);
+        }
+    }
+
+    /// Waits for any event; returns its bits.
+    fn wait(&mut self) -> Result<Events, ClientError> {
+        loop {
+            match self
+                .os
+                .epoll_wait(self.epfd, &mut self.events, EVENTS_MAX, self.stall_after)
+            {
+                Ok(0) => {
+                    return Err(ClientError::Stalled {
+                        received: self.received,
+                        expected: self.plan.total_bytes() as u64,
+                    })
+                }
+                Ok(_) => {
+                    let mut bits = Events::NONE;
+                    for event in &self.events {
+                        bits |= event.events;
+                    }
+                    return Ok(bits);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(self.io("epoll_wait", e)),
+            }
+        }
+    }
+
+    fn set_interest(&self, want_out: bool) -> Result<(), ClientError> {
+        let mut interest = Events::IN | Events::RDHUP;
+        if want_out {
+            interest |= Events::OUT;
+        }
+        self.os
+            .epoll_ctl(self.epfd, CtlOp::Mod, self.fd, interest, Token(0))
+            .map_err(|e| self.io("epoll_ctl", e))
+    }
+
+    /// Sends `sizes` and checks their echo; returns (sent, received).
+    fn exchange(
+        &mut self,
+        sizes: &[usize],
+        total: u64,
+        progress: &O::Atomic,
+    ) -> Result<(u64, u64), ClientError> {
+        let half_close = self.plan.pattern == Pattern::HalfClose;
+        let reset_at = (self.plan.pattern == Pattern::Reset).then_some(total / 2);
+        // Prefix sums: the stream offset at which message i ends.
+        let ends: Vec<u64> = sizes
+            .iter()
+            .scan(0u64, |acc, &s| {
+                *acc += s as u64;
+                Some(*acc)
+            })
+            .collect();
+        let mut write_blocked = false;
+        let mut out_registered = true;
+        let mut shut = false;
+        loop {
+            let completed = ends.partition_point(|&end| end <= self.received);
+            let window_end = completed.saturating_add(self.plan.depth).min(ends.len());
+            let send_limit = if window_end == 0 {
+                0
+            } else {
+                ends[window_end - 1]
+            };
+            while self.sent < send_limit && !write_blocked {
+                if reset_at.is_some_and(|at| self.sent >= at) {
+                    return self.reset();
+                }
+                let mut limit = send_limit;
+                if let Some(at) = reset_at {
+                    limit = limit.min(at.max(self.sent + 1));
+                }
+                let n = ((limit - self.sent) as usize).min(WRITE_CHUNK_BYTES);
+                for (i, byte) in self.buf[..n].iter_mut().enumerate() {
+                    *byte = expected_byte(self.plan.id, self.base + self.sent + i as u64);
+                }
+                match self.os.write(self.fd, &self.buf[..n]) {
+                    Ok(written) => self.sent += written as u64,
+                    Err(Errno::EAGAIN) => write_blocked = true,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(self.io("write", e)),
+                }
+            }
+            if reset_at.is_some_and(|at| self.sent >= at) {
+                return self.reset();
+            }
+            if half_close && !shut && self.sent == total {
+                self.os
+                    .shutdown(self.fd, Shutdown::Write)
+                    .map_err(|e| self.io("shutdown", e))?;
+                shut = true;
+            }
+            let eof = self.read_available(progress)?;
+            if eof {
+                if half_close && self.received == total {
+                    return Ok((self.sent, self.received));
+                }
+                return Err(ClientError::UnexpectedEof {
+                    received: self.received,
+                    expected: total,
+                });
+            }
+            if self.received == total && !half_close {
+                return Ok((self.sent, self.received));
+            }
+            // Level-triggered: ask for OUT only while a write is blocked, or the socket,
+            // always writable, would wake us for nothing.
+            if write_blocked != out_registered {
+                self.set_interest(write_blocked)?;
+                out_registered = write_blocked;
+            }
+            let bits = self.wait()?;
+            if bits.intersects(Events::OUT | Events::ERR | Events::HUP) {
+                write_blocked = false;
+            }
+        }
+    }
+
+    /// Reads until EAGAIN (a slow reader: one small read); checks every byte. Returns whether
+    /// the server closed its side.
+    fn read_available(&mut self, progress: &O::Atomic) -> Result<bool, ClientError> {
+        let chunk = self.plan.read_chunk_bytes;
+        loop {
+            match self.os.read(self.fd, &mut self.buf[..chunk]) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
+                    for (i, &got) in self.buf[..n].iter().enumerate() {
+                        let offset = self.base + self.received + i as u64;
+                        let expected = expected_byte(self.plan.id, offset);
+                        if got != expected {
+                            return Err(ClientError::Corrupt {
+                                offset,
+                                expected,
+                                got,
+                            });
+                        }
+                    }
+                    if self.received + n as u64 > self.sent {
+                        // More came back than was sent: a duplicate the byte check missed.
+                        return Err(ClientError::Corrupt {
+                            offset: self.base + self.sent,
+                            expected: 0,
+                            got: self.buf[0],
+                        });
+                    }
+                    self.received += n as u64;
+                    progress.fetch_add(n as u64);
+                    if self.plan.pattern == Pattern::SlowReader {
+                        return Ok(false);
+                    }
+                }
+                Err(Errno::EAGAIN) => return Ok(false),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(self.io("read", e)),
+            }
+        }
+    }
+
+    /// The reset pattern: abort the connection midway; the server must cope.
+    fn reset(&mut self) -> Result<(u64, u64), ClientError> {
+        let sent = self.sent;
+        let received = self.received;
+        self.fd_closed = true;
+        self.os.reset(self.fd).map_err(|e| self.io("reset", e))?;
+        Ok((sent, received))
+    }
+}
