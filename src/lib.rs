@@ -7,5 +7,6 @@
 pub mod conform;
 pub mod load;
 pub mod os;
+pub mod server;
 pub mod scenario;
 pub mod workload;
