@@ -1,22 +1,25 @@
-//! The mio echo peer: one thread per core, each with its own epoll instance and its own
-//! `SO_REUSEPORT` listener (the kernel spreads connections over them), edge-triggered,
-//! every read and write drained to `WouldBlock`. It stands for "a hand-written reactor with
-//! no runtime", the closest peer to edgesim's server.
+//! The mio echo peer: one acceptor thread hands connections round-robin to one reactor
+//! thread per core (gnet's and edgesim's multi-reactor shape), each with its own epoll
+//! instance, edge-triggered, every read and write drained to `WouldBlock`. It stands for "a
+//! hand-written reactor with no runtime", the closest peer to edgesim's server.
+//!
+//! Round-robin rather than `SO_REUSEPORT` listeners: the kernel spreads reuseport
+//! connections by a hash of their addresses, so 64 connections often split 40/24 over two
+//! threads, and the throughput of a run then depends on that draw more than on the server.
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Socket, Type};
+use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{ErrorKind, Read, Write};
-use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-/// The listener's token; connections use their slot index.
+/// The acceptor's listener token.
 const LISTENER: Token = Token(usize::MAX);
+/// A reactor's waker token; connections use their slot index.
+const WAKER: Token = Token(usize::MAX - 1);
 /// Events taken per `epoll_wait`.
 const EVENTS_MAX: usize = 256;
 /// One read call's buffer, shared by all connections of a thread.
 const READ_BUF_BYTES: usize = 64 * 1024;
-/// Pending connections per listener.
-const BACKLOG_MAX: i32 = 1024;
 
 struct Conn {
     stream: TcpStream,
@@ -24,47 +27,78 @@ struct Conn {
     pending: Vec<u8>,
 }
 
+/// Where the acceptor leaves a reactor's new connections, and how it wakes the reactor.
+struct Inbox {
+    streams: Mutex<Vec<TcpStream>>,
+    waker: Waker,
+}
+
 fn main() {
     let args = edgesim_bench_peers::parse_args("mio-echo");
-    // All listeners are bound before any thread starts, so that the first one fixes the
-    // port (when 0 was asked) and the rest join it.
-    let first = reuse_port_listener(args.addr);
-    let addr = first.local_addr().expect("local_addr");
-    let mut listeners = vec![first];
-    for _ in 1..args.threads {
-        listeners.push(reuse_port_listener(addr));
+    let mut listener = TcpListener::bind(args.addr).expect("bind");
+    edgesim_bench_peers::announce(listener.local_addr().expect("local_addr"));
+    let mut inboxes = Vec::new();
+    let mut handles = Vec::new();
+    for idx in 0..args.threads {
+        let poll = Poll::new().expect("epoll_create");
+        let inbox = Arc::new(Inbox {
+            streams: Mutex::new(Vec::new()),
+            waker: Waker::new(poll.registry(), WAKER).expect("eventfd"),
+        });
+        inboxes.push(Arc::clone(&inbox));
+        let handle = std::thread::Builder::new()
+            .name(format!("mio-echo-{idx}"))
+            .spawn(move || reactor(poll, &inbox))
+            .expect("spawn");
+        handles.push(handle);
     }
-    edgesim_bench_peers::announce(addr);
-    let handles: Vec<_> = listeners
-        .into_iter()
-        .enumerate()
-        .map(|(idx, listener)| {
-            std::thread::Builder::new()
-                .name(format!("mio-echo-{idx}"))
-                .spawn(move || reactor(listener))
-                .expect("spawn")
-        })
-        .collect();
+    acceptor(&mut listener, &inboxes);
     for handle in handles {
         let _ = handle.join();
     }
 }
 
-fn reuse_port_listener(addr: SocketAddr) -> TcpListener {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
-    socket.set_reuse_address(true).expect("SO_REUSEADDR");
-    socket.set_reuse_port(true).expect("SO_REUSEPORT");
-    socket.set_nonblocking(true).expect("O_NONBLOCK");
-    socket.bind(&addr.into()).expect("bind");
-    socket.listen(BACKLOG_MAX).expect("listen");
-    TcpListener::from_std(socket.into())
-}
-
-fn reactor(mut listener: TcpListener) {
+/// Accepts forever, handing connection `n` to reactor `n % threads`.
+fn acceptor(listener: &mut TcpListener, inboxes: &[Arc<Inbox>]) {
     let mut poll = Poll::new().expect("epoll_create");
     poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
+        .register(listener, LISTENER, Interest::READABLE)
         .expect("register listener");
+    let mut events = Events::with_capacity(EVENTS_MAX);
+    let mut next_reactor = 0;
+    loop {
+        if let Err(error) = poll.poll(&mut events, None) {
+            if error.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            panic!("epoll_wait: {error}");
+        }
+        // Under edge triggering the backlog must be drained, or its next edge never comes.
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let inbox = &inboxes[next_reactor];
+                    next_reactor = (next_reactor + 1) % inboxes.len();
+                    inbox.streams.lock().expect("inbox lock").push(stream);
+                    inbox.waker.wake().expect("wake reactor");
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                // A connection that died in the backlog is skipped.
+                Err(error) if error.kind() == ErrorKind::ConnectionAborted => continue,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                // Anything else (fd exhaustion) waits for the next edge rather than
+                // spinning here.
+                Err(error) => {
+                    eprintln!("accept: {error}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn reactor(mut poll: Poll, inbox: &Inbox) {
     let mut events = Events::with_capacity(EVENTS_MAX);
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free_slots: Vec<usize> = Vec::new();
@@ -77,8 +111,11 @@ fn reactor(mut listener: TcpListener) {
             panic!("epoll_wait: {error}");
         }
         for event in events.iter() {
-            if event.token() == LISTENER {
-                accept_all(&poll, &listener, &mut conns, &mut free_slots);
+            if event.token() == WAKER {
+                let new_streams = std::mem::take(&mut *inbox.streams.lock().expect("inbox lock"));
+                for stream in new_streams {
+                    adopt(&poll, stream, &mut conns, &mut free_slots);
+                }
                 continue;
             }
             let slot = event.token().0;
@@ -97,45 +134,31 @@ fn reactor(mut listener: TcpListener) {
     }
 }
 
-fn accept_all(
+/// Registers a handed-over connection. Data may already be waiting; the registration's
+/// first edge reports it, since epoll checks readiness when a file is added.
+fn adopt(
     poll: &Poll,
-    listener: &TcpListener,
+    mut stream: TcpStream,
     conns: &mut Vec<Option<Conn>>,
     free_slots: &mut Vec<usize>,
 ) {
-    loop {
-        match listener.accept() {
-            Ok((mut stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                let slot = free_slots.pop().unwrap_or_else(|| {
-                    conns.push(None);
-                    conns.len() - 1
-                });
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                if poll
-                    .registry()
-                    .register(&mut stream, Token(slot), interest)
-                    .is_err()
-                {
-                    free_slots.push(slot);
-                    continue;
-                }
-                conns[slot] = Some(Conn {
-                    stream,
-                    pending: Vec::new(),
-                });
-            }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return,
-            // A connection that died in the backlog is skipped; anything else (fd
-            // exhaustion) waits for the next edge rather than spinning here.
-            Err(error) if error.kind() == ErrorKind::ConnectionAborted => continue,
-            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                return;
-            }
-        }
+    let slot = free_slots.pop().unwrap_or_else(|| {
+        conns.push(None);
+        conns.len() - 1
+    });
+    let interest = Interest::READABLE | Interest::WRITABLE;
+    if poll
+        .registry()
+        .register(&mut stream, Token(slot), interest)
+        .is_err()
+    {
+        free_slots.push(slot);
+        return;
     }
+    conns[slot] = Some(Conn {
+        stream,
+        pending: Vec::new(),
+    });
 }
 
 /// Writes pending bytes until none are left or the socket is full. False when the
