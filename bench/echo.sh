@@ -14,7 +14,8 @@
 # Environment:
 #   SECS=3        seconds per run
 #   REPEATS=3     runs per (workload, server); the median is reported
-#   LOAD_CMD      the load generator (default: target/release/edgesim load)
+#   EDGESIM       the edgesim binary (default: target/release/edgesim)
+#   LOAD_CMD      the load generator (default: $EDGESIM load)
 #   SERVERS       space-separated subset of: edgesim tokio-1 tokio-2 mio-1 mio-2
 #   SKIP_BUILD=1  use the binaries as they are
 set -euo pipefail
@@ -23,7 +24,8 @@ cd "$(dirname "$0")/.."
 SECS="${SECS:-3}"
 REPEATS="${REPEATS:-3}"
 RELEASE=target/release
-LOAD_CMD="${LOAD_CMD:-$RELEASE/edgesim load}"
+EDGESIM="${EDGESIM:-$RELEASE/edgesim}"
+LOAD_CMD="${LOAD_CMD:-$EDGESIM load}"
 SERVERS="${SERVERS:-edgesim tokio-1 tokio-2 mio-1 mio-2}"
 # Each workload: name, connections, message bytes, messages in flight per connection.
 WORKLOADS=("pingpong-64B 64 64 1" "pipelined-4KiB 64 4096 8")
@@ -35,7 +37,7 @@ fi
 
 # The edgesim row needs the `serve` verb; until it exists the peers still run.
 have_edgesim_serve() {
-    "$RELEASE/edgesim" serve --help >/dev/null 2>&1
+    $EDGESIM serve --help >/dev/null 2>&1
 }
 if ! $LOAD_CMD --help >/dev/null 2>&1; then
     echo "echo.sh: '$LOAD_CMD --help' failed: the load generator is missing (set LOAD_CMD)" >&2
@@ -49,7 +51,7 @@ free_port() {
 server_cmd() { # name port
     local name=$1 port=$2
     case "$name" in
-    edgesim) echo "$RELEASE/edgesim serve --addr 127.0.0.1:$port --reactors 2 --trigger edge" ;;
+    edgesim) echo "$EDGESIM serve --addr 127.0.0.1:$port --reactors 2 --trigger edge" ;;
     tokio-*) echo "$RELEASE/tokio-echo --addr 127.0.0.1:$port --threads ${name#tokio-}" ;;
     mio-*) echo "$RELEASE/mio-echo --addr 127.0.0.1:$port --threads ${name#mio-}" ;;
     *) echo "echo.sh: unknown server $name" >&2; return 1 ;;
