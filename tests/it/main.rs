@@ -3,3 +3,4 @@ mod load;
 mod real_os;
 mod conform;
 mod snap;
+mod server_real;
