@@ -4,6 +4,13 @@
 //! A script is parsed and checked completely before anything runs ([`parse`]), then
 //! interpreted over the [`Os`](crate::os::Os) seam ([`run`]), so the same interpreter
 //! drives both kernels and only the kernel differs between two transcripts.
+//!
+//! The results follow the table in DESIGN.md. Where the table leaves a case open, the
+//! transcript says what happened rather than hiding it: a `drain` or `fill` that moved
+//! bytes and then failed prints `some,ERRNO` (a reset peer's data comes before its
+//! `ECONNRESET`), a `connect` still in progress after settling prints `EINPROGRESS`, and a
+//! `drain` or `fill` that hit the runner's own bound prints `some,unfinished`. An operation
+//! on a name whose defining operation failed uses descriptor `-1`, so it fails with `EBADF`.
 
 mod parse;
 mod run;
