@@ -2,7 +2,32 @@
 //! epoll. It is a plain state machine: no threads, no clock of its own; the scheduler tells
 //! it the time and collects the threads its wakeups made runnable.
 
+mod epoll;
+mod eventfd;
+mod fdtable;
+mod introspect;
+mod listener;
+mod net;
+mod pipe;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+pub use introspect::{EpollItemInfo, FdInfo, FdKind, SockFlags};
+
+use epoll::Ep;
+use fdtable::File;
+use listener::{Listener, PortGroup};
+use net::Segment;
+use pipe::Pipe;
+use stream::Sock;
 
 /// A Linux errno value (`libc::EAGAIN` and friends).
 pub type Errno = i32;
@@ -81,107 +106,254 @@ impl Default for Config {
 }
 
 /// The simulated kernel.
-#[derive(Debug, Default)]
-pub struct Kernel {}
+///
+/// Objects live in slabs (`Vec`s indexed by small ids, with free lists) so that the hot
+/// paths (read, write, epoll_poll) index instead of hashing or allocating. Every collection
+/// iterates in a deterministic order.
+pub struct Kernel {
+    /// Sizes, limits, the edge model and the fault probabilities.
+    cfg: Config,
+    /// The virtual time set by the last `advance`.
+    now_ns: u64,
+    /// The kernel's own random stream (segmentation, latency, faults).
+    rng: ChaCha8Rng,
+    /// The fd table: `fds[n]` is the open file description behind descriptor `n`.
+    fds: Vec<Option<u32>>,
+    /// Closed descriptor numbers below `fds.len()`, so that the lowest one is reused first.
+    free_fds: BTreeSet<i32>,
+    /// Open file descriptions.
+    files: Vec<Option<File>>,
+    free_files: Vec<u32>,
+    /// Serial number of the next open file description (stable ids for the checkers).
+    file_serial_next: u64,
+    /// Stream sockets (TCP and unix), including orphans that outlive their descriptor.
+    socks: Vec<Sock>,
+    free_socks: Vec<u32>,
+    /// Listening TCP sockets.
+    listeners: Vec<Option<Listener>>,
+    free_listeners: Vec<u32>,
+    /// Bound TCP ports: the listeners that share each port.
+    ports: BTreeMap<u16, PortGroup>,
+    /// The next port tried for `listen` on port 0.
+    listen_port_next: u16,
+    /// The next ephemeral port for a client socket.
+    client_port_next: u16,
+    /// Pipes.
+    pipes: Vec<Option<Pipe>>,
+    free_pipes: Vec<u32>,
+    /// epoll instances.
+    eps: Vec<Option<Ep>>,
+    free_eps: Vec<u32>,
+    /// Threads woken by epoll since the last `take_woken`, in wakeup order.
+    woken: Vec<u32>,
+    /// Segments in flight, keyed by (delivery time, send order): delivery order.
+    net: BTreeMap<(u64, u64), Segment>,
+    /// Send order of the next segment.
+    segment_serial_next: u64,
+    /// Payload buffers of delivered segments, reused for the next ones.
+    buffer_pool: Vec<Vec<u8>>,
+    /// The ready list spliced out during an `epoll_poll` scan (kept to reuse its capacity).
+    scratch_ready: VecDeque<u32>,
+}
 
-impl Kernel {
-    /// A kernel with `config`.
-    pub fn new(_config: Config) -> Kernel {
-        todo!()
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("now_ns", &self.now_ns)
+            .field("open_fds", &(self.fds.len() - self.free_fds.len()))
+            .field("segments_in_flight", &self.net.len())
+            .finish()
     }
 }
 
-#[allow(unused_variables)]
+impl Default for Kernel {
+    fn default() -> Kernel {
+        Kernel::new(Config::default())
+    }
+}
+
+/// The lowest descriptor number handed out: 0, 1 and 2 belong to the process's stdio.
+const FD_FIRST: i32 = 3;
+
+impl Kernel {
+    /// A kernel with `config`.
+    pub fn new(config: Config) -> Kernel {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut fds = Vec::with_capacity(64);
+        fds.resize(FD_FIRST as usize, None);
+        Kernel {
+            cfg: config,
+            now_ns: 0,
+            rng,
+            fds,
+            free_fds: BTreeSet::new(),
+            files: Vec::new(),
+            free_files: Vec::new(),
+            file_serial_next: 1,
+            socks: Vec::new(),
+            free_socks: Vec::new(),
+            listeners: Vec::new(),
+            free_listeners: Vec::new(),
+            ports: BTreeMap::new(),
+            listen_port_next: listener::LISTEN_PORT_FIRST,
+            client_port_next: listener::CLIENT_PORT_FIRST,
+            pipes: Vec::new(),
+            free_pipes: Vec::new(),
+            eps: Vec::new(),
+            free_eps: Vec::new(),
+            woken: Vec::new(),
+            net: BTreeMap::new(),
+            segment_serial_next: 0,
+            buffer_pool: Vec::new(),
+            scratch_ready: VecDeque::new(),
+        }
+    }
+
+    /// The configuration this kernel runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The virtual time of the last `advance`.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+}
+
 impl Kernel {
     /// `epoll_create1`.
     pub fn epoll_create(&mut self) -> KResult<i32> {
-        todo!()
+        self.ep_create()
     }
     /// `epoll_ctl`; `op` is `libc::EPOLL_CTL_ADD|MOD|DEL`.
-    pub fn epoll_ctl(&mut self, epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> KResult<()> {
-        todo!()
+    pub fn epoll_ctl(
+        &mut self,
+        epfd: i32,
+        op: i32,
+        fd: i32,
+        events: u32,
+        data: u64,
+    ) -> KResult<()> {
+        self.ep_ctl(epfd, op, fd, events, data)
     }
     /// One `ep_send_events` pass: appends at most `max_events` `(events, data)` pairs to `out`
     /// and returns how many. Never blocks.
-    pub fn epoll_poll(&mut self, epfd: i32, max_events: usize, out: &mut Vec<(u32, u64)>) -> KResult<usize> {
-        todo!()
+    pub fn epoll_poll(
+        &mut self,
+        epfd: i32,
+        max_events: usize,
+        out: &mut Vec<(u32, u64)>,
+    ) -> KResult<usize> {
+        self.ep_send_events(epfd, max_events, out)
     }
     /// Thread `tid` sleeps in `epoll_wait` on `epfd` (pushed on the instance's LIFO stack).
     pub fn epoll_add_waiter(&mut self, epfd: i32, tid: u32) {
-        todo!()
+        if let Ok(ep) = self.ep_of(epfd) {
+            self.ep_mut(ep).waiters.push(tid);
+        }
     }
     /// Thread `tid` stopped waiting (timeout, or it was woken and ran).
     pub fn epoll_remove_waiter(&mut self, epfd: i32, tid: u32) {
-        todo!()
+        if let Ok(ep) = self.ep_of(epfd) {
+            let waiters = &mut self.ep_mut(ep).waiters;
+            if let Some(at) = waiters.iter().rposition(|&t| t == tid) {
+                waiters.remove(at);
+            }
+        }
     }
     /// Threads woken since the last call, in wakeup order.
     pub fn take_woken(&mut self, into: &mut Vec<u32>) {
-        todo!()
+        into.append(&mut self.woken);
     }
+    /// `socket`, `bind`, `listen` on `addr` (port 0 picks a free port deterministically).
     pub fn listen(&mut self, addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> {
-        todo!()
+        self.listener_open(addr, backlog, reuse_port)
     }
+    /// `accept4(NONBLOCK)`.
     pub fn accept(&mut self, fd: i32) -> KResult<(i32, SocketAddr)> {
-        todo!()
+        self.listener_accept(fd)
     }
+    /// A non-blocking `connect`: the handshake completes at once on loopback, or the socket
+    /// reports ECONNREFUSED through `SO_ERROR` and `ERR|HUP` when nobody listens.
     pub fn connect(&mut self, addr: SocketAddr) -> KResult<i32> {
-        todo!()
+        self.tcp_connect(addr)
     }
+    /// `getsockname`.
     pub fn local_addr(&mut self, fd: i32) -> KResult<SocketAddr> {
-        todo!()
+        self.sock_name(fd, false)
     }
+    /// `getpeername`.
     pub fn peer_addr(&mut self, fd: i32) -> KResult<SocketAddr> {
-        todo!()
+        self.sock_name(fd, true)
     }
+    /// `getsockopt(SO_ERROR)`: the pending error, cleared by reading it.
     pub fn take_error(&mut self, fd: i32) -> KResult<Option<Errno>> {
-        todo!()
+        self.sock_take_error(fd)
     }
+    /// `ioctl(SIOCINQ)` (`FIONREAD` for pipes).
     pub fn inq(&mut self, fd: i32) -> KResult<usize> {
-        todo!()
+        self.file_inq(fd)
     }
+    /// `ioctl(SIOCOUTQ)`.
     pub fn outq(&mut self, fd: i32) -> KResult<usize> {
-        todo!()
+        self.file_outq(fd)
     }
+    /// `read`.
     pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> KResult<usize> {
-        todo!()
+        self.file_read(fd, buf)
     }
+    /// `writev` (and `write` with one buffer).
     pub fn writev(&mut self, fd: i32, bufs: &[&[u8]]) -> KResult<usize> {
-        todo!()
+        self.file_writev(fd, bufs)
     }
     /// `how` is `libc::SHUT_RD|SHUT_WR|SHUT_RDWR`.
     pub fn shutdown(&mut self, fd: i32, how: i32) -> KResult<()> {
-        todo!()
+        self.sock_shutdown(fd, how)
     }
+    /// `close`: the open file description goes when its last descriptor does.
     pub fn close(&mut self, fd: i32) -> KResult<()> {
-        todo!()
+        self.fd_close(fd)
     }
+    /// `fcntl(F_DUPFD_CLOEXEC, 0)`.
     pub fn dup(&mut self, fd: i32) -> KResult<i32> {
-        todo!()
+        self.fd_dup(fd)
     }
+    /// `setsockopt(SO_LINGER, {1, 0})` then `close`.
     pub fn reset(&mut self, fd: i32) -> KResult<()> {
-        todo!()
+        self.sock_linger_zero(fd)?;
+        self.fd_close(fd)
     }
+    /// `eventfd(0, EFD_NONBLOCK)`.
     pub fn eventfd(&mut self) -> KResult<i32> {
-        todo!()
+        self.efd_create()
     }
+    /// An 8-byte `read` of the counter.
     pub fn eventfd_read(&mut self, fd: i32) -> KResult<u64> {
-        todo!()
+        self.efd_read_u64(fd)
     }
+    /// An 8-byte `write` adding `value` to the counter.
     pub fn eventfd_write(&mut self, fd: i32, value: u64) -> KResult<()> {
-        todo!()
+        self.efd_write_u64(fd, value)
     }
+    /// `socketpair(AF_UNIX, SOCK_STREAM|NONBLOCK)`.
     pub fn socketpair(&mut self) -> KResult<(i32, i32)> {
-        todo!()
+        self.unix_pair()
     }
+    /// `pipe2(NONBLOCK)`: `(read end, write end)`.
     pub fn pipe(&mut self) -> KResult<(i32, i32)> {
-        todo!()
+        self.pipe_create()
     }
     /// The virtual time (ns) of the next in-flight delivery or kernel timer, if any.
     pub fn next_timer_ns(&self) -> Option<u64> {
-        todo!()
+        self.net.keys().next().map(|&(due_ns, _)| due_ns)
+    }
+    /// Ends the fault phase: every fault probability becomes zero (called by the scheduler
+    /// when the run heals).
+    pub fn heal(&mut self) {
+        self.cfg.faults = Faults::default();
     }
     /// Moves the kernel to virtual time `now_ns`: deliveries and timers due by then happen.
     pub fn advance(&mut self, now_ns: u64) {
-        todo!()
+        self.net_advance(now_ns)
     }
 }

@@ -1,0 +1,121 @@
+//! The simulated loopback wire and the kernel's random draws.
+//!
+//! A TCP transmission is a [`Segment`] (data, FIN or RST). With `latency_ns_max == 0`
+//! (conformance mode) it is delivered inside the sender's call, as loopback's softirq does
+//! in practice. Otherwise it arrives at `now + draw(0..=latency_ns_max)`, never before an
+//! earlier segment of the same direction, and [`Kernel::advance`] delivers it.
+//!
+//! Every draw comes from the kernel's ChaCha8 stream. A fault whose probability is zero
+//! draws nothing, so that conformance runs do not depend on the stream.
+
+use rand_core::Rng;
+
+use super::stream::SockRef;
+use super::Kernel;
+
+/// What a segment carries.
+#[derive(Debug)]
+pub(super) enum Payload {
+    Data(Vec<u8>),
+    Fin,
+    Rst,
+}
+
+/// A segment in flight from one socket to its peer.
+#[derive(Debug)]
+pub(super) struct Segment {
+    pub(super) from: SockRef,
+    pub(super) to: SockRef,
+    pub(super) payload: Payload,
+}
+
+impl Kernel {
+    /// Whether a fault of probability `p` fires; draws only when `p > 0`.
+    pub(super) fn chance(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        if p >= 1.0 {
+            return true;
+        }
+        // 53 random bits give a uniform float in [0, 1).
+        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < p
+    }
+
+    /// A uniform draw in `0..=max`.
+    pub(super) fn draw_upto(&mut self, max: u64) -> u64 {
+        if max == 0 {
+            return 0;
+        }
+        match max.checked_add(1) {
+            Some(bound) => self.rng.next_u64() % bound,
+            None => self.rng.next_u64(),
+        }
+    }
+
+    /// How many of `want` bytes a read returns under the short-read fault.
+    pub(super) fn short_read(&mut self, want: usize) -> usize {
+        if want > 1 && self.chance(self.cfg.faults.short_read) {
+            1 + self.draw_upto(want as u64 - 2) as usize
+        } else {
+            want
+        }
+    }
+
+    /// How many of `want` bytes a write accepts under the short-write fault.
+    pub(super) fn short_write(&mut self, want: usize) -> usize {
+        if want > 1 && self.chance(self.cfg.faults.short_write) {
+            1 + self.draw_upto(want as u64 - 2) as usize
+        } else {
+            want
+        }
+    }
+
+    /// A payload buffer holding `bytes`, from the pool when one is there.
+    pub(super) fn buffer_from(&mut self, bytes: impl Iterator<Item = u8>) -> Vec<u8> {
+        let mut buffer = self.buffer_pool.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend(bytes);
+        buffer
+    }
+
+    /// Puts `segment` on the wire: delivered now in conformance mode, else queued behind the
+    /// sender's previous segment.
+    pub(super) fn transmit(&mut self, segment: Segment) {
+        if self.cfg.latency_ns_max == 0 {
+            self.deliver(segment);
+            return;
+        }
+        let delay = self.draw_upto(self.cfg.latency_ns_max);
+        let mut due_ns = self.now_ns.saturating_add(delay);
+        if let Some(sock) = self.sock_get_mut(segment.from) {
+            due_ns = due_ns.max(sock.last_due_ns);
+            sock.last_due_ns = due_ns;
+        }
+        let serial = self.segment_serial_next;
+        self.segment_serial_next += 1;
+        self.net.insert((due_ns, serial), segment);
+    }
+
+    /// Delivers every segment due by `now_ns`, in (due time, send order) order.
+    pub(super) fn net_advance(&mut self, now_ns: u64) {
+        if now_ns > self.now_ns {
+            self.now_ns = now_ns;
+        }
+        while let Some(entry) = self.net.first_entry() {
+            if entry.key().0 > self.now_ns {
+                break;
+            }
+            let segment = entry.remove();
+            self.deliver(segment);
+        }
+    }
+
+    /// Hands a delivered data buffer back to the pool.
+    pub(super) fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.buffer_pool.len() < 64 {
+            self.buffer_pool.push(buffer);
+        }
+    }
+}
