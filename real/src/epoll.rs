@@ -58,6 +58,15 @@ pub fn timeout_ms(timeout: Option<Duration>) -> i32 {
     i32::try_from(ms).unwrap_or(TIMEOUT_MS_MAX)
 }
 
+/// The most events one [`epoll_wait`] call asks the kernel for, whatever `max_events` says.
+/// Returning fewer events than are ready is always allowed (the rest stay ready), and the
+/// bound keeps the per-thread buffer small even when a caller passes a huge `max_events`.
+pub const EVENTS_PER_CALL_MAX: usize = 4096;
+
+/// The largest `max_events` Linux accepts (`EP_MAX_EVENTS`: `INT_MAX` divided by the size of
+/// one `epoll_event`); larger values fail with `EINVAL`, as they do in the kernel.
+pub const MAX_EVENTS_LIMIT: usize = i32::MAX as usize / std::mem::size_of::<libc::epoll_event>();
+
 thread_local! {
     // The kernel fills an array of `epoll_event`s; the caller wants its own event type. One
     // reusable buffer per thread keeps `epoll_wait` free of allocation after the first calls.
@@ -68,8 +77,9 @@ thread_local! {
 ///
 /// Clears `out`, then pushes `map(events, data)` for every event the kernel returned, in the
 /// kernel's order, and returns how many there were (`0` when the timeout expired). The
-/// timeout is converted by [`timeout_ms`]. `max_events` of `0` fails with `EINVAL` as the
-/// syscall does; values above `i32::MAX` are clamped. `EINTR` is returned, not retried.
+/// timeout is converted by [`timeout_ms`]. `max_events` of `0` or above
+/// [`MAX_EVENTS_LIMIT`] fails with `EINVAL` as the syscall does; at most
+/// [`EVENTS_PER_CALL_MAX`] events are asked for. `EINTR` is returned, not retried.
 pub fn epoll_wait<T>(
     epfd: RawFd,
     out: &mut Vec<T>,
@@ -78,7 +88,10 @@ pub fn epoll_wait<T>(
     mut map: impl FnMut(u32, u64) -> T,
 ) -> Result<usize> {
     out.clear();
-    let max_events = max_events.min(i32::MAX as usize);
+    if max_events > MAX_EVENTS_LIMIT {
+        return Err(Errno(libc::EINVAL));
+    }
+    let max_events = max_events.min(EVENTS_PER_CALL_MAX);
     let timeout = timeout_ms(timeout);
     SCRATCH.with(|scratch| {
         // `map` runs while the buffer is borrowed; should it ever call `epoll_wait` itself,

@@ -94,3 +94,26 @@ fn open_fds_sees_a_new_descriptor_and_not_itself() -> crate::Result<()> {
     assert!(!process::is_open(efd));
     Ok(())
 }
+
+#[test]
+fn epoll_wait_bounds_max_events_like_the_kernel() -> crate::Result<()> {
+    let epfd = epoll::epoll_create()?;
+    let mut out: Vec<(u32, u64)> = Vec::new();
+    let zero = Some(Duration::ZERO);
+    let map = |events, data| (events, data);
+    assert_eq!(
+        epoll::epoll_wait(epfd, &mut out, 0, zero, map),
+        Err(Errno(libc::EINVAL))
+    );
+    let too_many = epoll::MAX_EVENTS_LIMIT + 1;
+    assert_eq!(
+        epoll::epoll_wait(epfd, &mut out, too_many, zero, map),
+        Err(Errno(libc::EINVAL))
+    );
+    // The kernel's own limit is accepted without allocating a buffer that large.
+    assert_eq!(
+        epoll::epoll_wait(epfd, &mut out, epoll::MAX_EVENTS_LIMIT, zero, map),
+        Ok(0)
+    );
+    io::close(epfd)
+}

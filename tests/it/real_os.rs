@@ -577,12 +577,14 @@ fn write_to_a_dead_peer_is_epipe_and_never_a_signal() -> TestResult {
     // a reset), after which writes fail with EPIPE.
     let (listener, client, server) = tcp(&os);
     os.close(server)?;
-    eventually("EPIPE on a TCP socket whose peer closed", || {
-        match os.write(client, b"x") {
+    let failed = eventually(
+        "a failed write to a TCP socket whose peer closed",
+        || match os.write(client, b"x") {
             Ok(_) | Err(Errno::EAGAIN) => None,
-            Err(errno) => Some(assert_eq!(errno, Errno::EPIPE)),
-        }
-    });
+            Err(errno) => Some(errno),
+        },
+    );
+    assert_eq!(failed, Errno::EPIPE);
     assert_eq!(os.writev(client, &[b"y"]), Err(Errno::EPIPE));
 
     // Unix stream socket.
@@ -765,7 +767,7 @@ fn dup_shares_registrations_and_takes_the_lowest_number() -> TestResult {
 }
 
 #[test]
-fn close_twice_is_ebadf() -> TestResult {
+fn close_of_a_number_that_is_not_open_is_ebadf() -> TestResult {
     let os = RealOs::new();
     assert_eq!(os.close(NEVER_OPEN), Err(Errno::EBADF));
     let efd = os.eventfd()?;
@@ -948,19 +950,30 @@ fn unpark_before_park_makes_park_return_at_once() {
 fn unpark_wakes_a_parked_thread() {
     let os = RealOs::new();
     let woken = Arc::new(os.atomic(0));
+    let (sender, receiver) = mpsc::channel();
     let parked_os = os.clone();
     let parked_woken = Arc::clone(&woken);
     let parked = os.spawn("edgesim-parked", move || {
-        // Parking may return spuriously, so wait for the flag, bounded in time.
-        let deadline = parked_os.now() + PATIENCE;
+        // Parking may return spuriously, so wait for the flag, bounded in time. Each park
+        // lasts up to PATIENCE, so only a working unpark ends it quickly.
+        let deadline = parked_os.now() + PATIENCE * 2;
         while parked_woken.load() == 0 && parked_os.now() < deadline {
             parked_os.park(Some(PATIENCE));
         }
-        assert_eq!(parked_woken.load(), 1, "woken before the deadline");
+        let _ = sender.send(parked_os.now());
     });
     std::thread::sleep(ms(20));
+    let unparked_at = os.now();
     woken.store(1);
     parked.thread().unpark();
+    let woke_at = receiver
+        .recv_timeout(PATIENCE * 3)
+        .expect("the parked thread ended");
+    assert!(
+        woke_at.saturating_sub(unparked_at) < PATIENCE / 2,
+        "unpark took {:?}",
+        woke_at.saturating_sub(unparked_at)
+    );
     assert_eq!(parked.join(), Ok(()));
 
     // A timeout alone ends a park too.
