@@ -1,0 +1,3 @@
+//! Measured facts of epoll-semantics.md, one test each.
+
+use super::*;

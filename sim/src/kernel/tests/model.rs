@@ -1,0 +1,3 @@
+//! The model beyond the conformance scripts: strict edges, latency, faults, introspection.
+
+use super::*;
