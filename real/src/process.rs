@@ -100,3 +100,32 @@ pub fn sigpipe_ignored() -> bool {
             && action.sa_sigaction == libc::SIG_IGN
     }
 }
+
+extern "C" fn ignore_signal(_signal: libc::c_int) {}
+
+/// Installs a handler that does nothing for `signal`, without `SA_RESTART`, so that the
+/// signal interrupts blocking calls (`EINTR`) instead of being ignored or killing the
+/// process. Only for tests of `EINTR` paths; the disposition is process-wide.
+pub fn install_interrupting_handler(signal: libc::c_int) -> Result<()> {
+    // SAFETY: `action` is a zeroed, valid `sigaction` whose handler is a plain `extern "C"`
+    // function that touches nothing, so it is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        syscall!(sigaction(signal, &action, std::ptr::null_mut())).map(drop)
+    }
+}
+
+/// `pthread_kill(thread, signal)`: sends `signal` to one thread of this process, for
+/// example the `pthread_t` of a `std` thread
+/// (`std::os::unix::thread::JoinHandleExt::as_pthread_t`). The thread must not have been
+/// joined yet. Fails with the error number `pthread_kill` returns.
+pub fn signal_thread(thread: libc::pthread_t, signal: libc::c_int) -> Result<()> {
+    // SAFETY: the caller passes a thread of this process that has not been joined, so the
+    // handle is valid; `pthread_kill` touches no memory of ours.
+    match unsafe { libc::pthread_kill(thread, signal) } {
+        0 => Ok(()),
+        error => Err(crate::Errno(error)),
+    }
+}

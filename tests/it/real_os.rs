@@ -1078,3 +1078,31 @@ fn no_descriptor_leaks_or_double_closes() -> TestResult {
     assert_eq!(os.close(sentinel), Err(Errno::EBADF));
     Ok(())
 }
+
+/// A signal handled while a thread waits in `epoll_wait` ends the wait with `EINTR`; the
+/// backend hands it up instead of retrying. Runs alone because the handler is process-wide.
+#[test]
+fn epoll_wait_interrupted_by_a_signal_is_eintr() -> TestResult {
+    if !in_child("epoll_wait_interrupted_by_a_signal_is_eintr") {
+        return Ok(());
+    }
+    use std::os::unix::thread::JoinHandleExt;
+    let os = RealOs::new();
+    let epfd = os.epoll_create()?;
+    real::process::install_interrupting_handler(libc::SIGUSR1).map_err(|e| Errno(e.0))?;
+    let (sender, receiver) = mpsc::channel();
+    let waiter_os = os.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = sender.send(waiter_os.epoll_wait(epfd, &mut out, 4, Some(PATIENCE)));
+    });
+    // The signal may land before the waiter is inside epoll_wait; keep sending until it is.
+    let result = eventually("the waiter to be interrupted", || {
+        real::process::signal_thread(waiter.as_pthread_t(), libc::SIGUSR1)
+            .expect("the waiter is alive until joined");
+        receiver.recv_timeout(ms(10)).ok()
+    });
+    assert_eq!(result, Err(Errno::EINTR));
+    waiter.join().expect("the waiter did not panic");
+    os.close(epfd)
+}
