@@ -164,7 +164,11 @@ pub fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<RawFd>
 /// `accept4(fd, NONBLOCK|CLOEXEC)`, then `TCP_NODELAY` on the new socket; returns it and the
 /// peer's address.
 ///
-/// `EAGAIN` when nothing is queued; `EMFILE`/`ENFILE` leave the connection queued. If
+/// `EAGAIN` when nothing is queued; `EMFILE`/`ENFILE` leave the connection queued (and, since
+/// Linux reserves the descriptor before it looks at the queue, come even when nothing is
+/// queued). A connection the peer reset while it waited in the backlog is **not**
+/// `ECONNABORTED` on Linux (measured on 6.18): it is returned like any other, its first read
+/// fails with `ECONNRESET` and `getpeername` with `ENOTCONN`. If
 /// setting `TCP_NODELAY` or decoding the address fails, the new socket is closed and that
 /// error returned, so the caller never receives a half-configured descriptor.
 pub fn accept(fd: RawFd) -> Result<(RawFd, SocketAddr)> {
