@@ -9,9 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::Rng;
 
 /// How the scheduler picks the next thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Strategy {
     /// At every preemption point, a uniformly drawn runnable thread runs next.
+    #[default]
     RandomWalk,
     /// PCT with `depth - 1` priority change points drawn in `1..=steps_hint`.
     Pct {
@@ -20,12 +21,6 @@ pub enum Strategy {
         /// The expected length of a run in steps; change points fall before it.
         steps_hint: u64,
     },
-}
-
-impl Default for Strategy {
-    fn default() -> Strategy {
-        Strategy::RandomWalk
-    }
 }
 
 /// A number in `0..n` from one draw (multiply-shift; the bias is below 2^-32 for the
