@@ -382,7 +382,12 @@ impl Kernel {
         }
     }
 
-    /// The strict model: queue on a 0 -> non-0 transition of `mask & requested` only.
+    /// The strict model: queue only when a requested condition rises (0 -> 1 of a bit of
+    /// `mask & requested`). For a registration with one condition this is the 0 -> non-0
+    /// transition of `mask & requested`; for `IN|OUT|ET` it still gives an IN edge while
+    /// the socket stays writable, which the whole-mask reading would never give (every
+    /// correct `IN|OUT|ET` reactor, Go's netpoller included, would stall under it).
+    /// A new bit next to an old one (RDHUP after IN) is therefore an edge (P11).
     fn strict_refresh(&mut self, file: u32) {
         if self.files.get(file as usize).is_none_or(|f| f.is_none()) {
             return;
@@ -397,7 +402,7 @@ impl Kernel {
             let w = self.file(file).watchers[at];
             at += 1;
             let requested = self.ep(w.ep).items[w.item as usize].events;
-            if before & requested == 0 && after & requested != 0 {
+            if after & !before & requested != 0 {
                 let woke = self.ep_callback(w.ep, w.item, KEY_ALL);
                 if w.exclusive && woke {
                     break;

@@ -42,8 +42,9 @@ pub enum EdgeModel {
     /// each connection, each eventfd write) queues the item.
     #[default]
     Linux,
-    /// The textbook model: an item is queued only when `mask & requested` goes from empty to
-    /// non-empty.
+    /// The textbook model: an item is queued only when a requested condition rises, i.e.
+    /// some bit of `mask & requested` goes from 0 to 1 (for a single-condition registration,
+    /// when `mask & requested` goes from empty to non-empty).
     Strict,
 }
 
