@@ -135,6 +135,9 @@ pub fn epoll_wait(
         let expired = with_world(|w| deadline.is_some_and(|d| w.now_ns >= d));
         if n > 0 || expired || timeout_ns == Some(0) {
             with_world(|w| {
+                if let Some(observer) = w.observer.as_mut() {
+                    observer.on_events(&w.kernel, me, w.step, epfd, out);
+                }
                 w.record(Op::EpollWait, args, n as i64);
                 for &(events, token) in out.iter() {
                     w.trace.push(Record::Event { events, token });
@@ -142,7 +145,12 @@ pub fn epoll_wait(
             });
             return Ok(n);
         }
-        with_world(|w| w.kernel.epoll_add_waiter(epfd, me));
+        with_world(|w| {
+            if let Some(observer) = w.observer.as_mut() {
+                observer.on_block(&w.kernel, me, w.step);
+            }
+            w.kernel.epoll_add_waiter(epfd, me);
+        });
         let wake = block(Block::Epoll(epfd), deadline);
         with_world(|w| w.kernel.epoll_remove_waiter(epfd, me));
         if wake == Wake::Timeout && with_world(|w| w.tearing_down) {
@@ -159,7 +167,11 @@ pub fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> 
 
 /// `accept4`.
 pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
-    call(Op::Accept, [i64::from(fd), -1], |k| k.accept(fd))
+    let result = call(Op::Accept, [i64::from(fd), -1], |k| k.accept(fd));
+    if result.is_err() {
+        with_world(|w| w.observe_drained(fd));
+    }
+    result
 }
 
 /// Non-blocking `connect`.
@@ -197,7 +209,11 @@ pub fn outq(fd: i32) -> KResult<usize> {
 /// `read`.
 pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
     let args = [i64::from(fd), buf.len() as i64];
-    call(Op::Read, args, |k| k.read(fd, buf))
+    let result = call(Op::Read, args, |k| k.read(fd, buf));
+    if matches!(result, Ok(0) | Err(_)) && !buf.is_empty() {
+        with_world(|w| w.observe_drained(fd));
+    }
+    result
 }
 
 /// `writev` (a `write` is a one-buffer `writev`).
@@ -216,7 +232,14 @@ pub fn shutdown(fd: i32, how: i32) -> KResult<()> {
 
 /// `close`.
 pub fn close(fd: i32) -> KResult<()> {
-    call(Op::Close, [i64::from(fd), -1], |k| k.close(fd))
+    preempt();
+    with_world(|w| {
+        w.observe_drained(fd);
+        let result = w.kernel.close(fd);
+        w.collect_kernel_wakeups();
+        w.record(Op::Close, [i64::from(fd), -1], encode(&result));
+        result
+    })
 }
 
 /// `dup`.
@@ -236,7 +259,10 @@ pub fn eventfd() -> KResult<i32> {
 
 /// Reads and resets an eventfd counter.
 pub fn eventfd_read(fd: i32) -> KResult<u64> {
-    call(Op::EventfdRead, [i64::from(fd), -1], |k| k.eventfd_read(fd))
+    // A successful read empties the counter, so it drains as much as EAGAIN does.
+    let result = call(Op::EventfdRead, [i64::from(fd), -1], |k| k.eventfd_read(fd));
+    with_world(|w| w.observe_drained(fd));
+    result
 }
 
 /// Adds to an eventfd counter.

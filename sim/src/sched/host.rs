@@ -49,6 +49,8 @@ pub struct Report {
     pub trace: Trace,
     /// The kernel as it was at the end, for the checkers.
     pub kernel: crate::kernel::Kernel,
+    /// Hazards found (empty unless the run observed them).
+    pub hazards: Vec<super::Hazard>,
 }
 
 type Thread = Coroutine<(), (), ()>;
@@ -119,7 +121,12 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     // Dropping a suspended coroutine unwinds its stack; calls made by destructors on the way
     // see `tearing_down` and never switch.
     drop(coroutines);
-    let world = uninstall();
+    let mut world = uninstall();
+    let hazards = world
+        .observer
+        .take()
+        .map(|observer| observer.hazards)
+        .unwrap_or_default();
     let outcome = match (&outcome, first_panic(&world)) {
         (Outcome::Crash { .. }, _) | (_, None) => outcome,
         (_, Some(crash)) => crash,
@@ -132,6 +139,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         threads: world.thread_infos(),
         trace: world.trace,
         kernel: world.kernel,
+        hazards,
     }
 }
 

@@ -12,12 +12,14 @@
 //! runs N worlds on N OS threads).
 
 mod host;
+mod observe;
 mod seed;
 mod strategy;
 mod trace;
 mod world;
 
 pub use host::{run, Outcome, Report};
+pub use observe::Hazard;
 pub use seed::derive_seed;
 pub use strategy::Strategy;
 pub use trace::{Op, Record, Trace};

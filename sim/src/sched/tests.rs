@@ -203,3 +203,62 @@ fn a_busy_loop_hits_the_step_budget() {
     assert_eq!(report.outcome, Outcome::MaxSteps);
     assert_eq!(report.steps, 1_000);
 }
+
+/// A reader on an edge-triggered socketpair that reads `reads_per_event` times per event
+/// (`usize::MAX`: until EAGAIN), then waits again; the writer sends 100 bytes once.
+fn et_reader(reads_per_event: usize) -> impl FnOnce() {
+    move || {
+        let (a, b) = sys::socketpair().unwrap();
+        let epfd = sys::epoll_create().unwrap();
+        let interest = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, b, interest, 7).unwrap();
+        let reader = sys::spawn(
+            "reader",
+            Box::new(move || {
+                let mut events = Vec::new();
+                let mut buf = [0u8; 10];
+                let mut total = 0;
+                while total < 100 {
+                    sys::epoll_wait(epfd, &mut events, 8, None).unwrap();
+                    for _ in 0..reads_per_event {
+                        match sys::read(b, &mut buf) {
+                            Ok(n) => total += n,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }),
+        );
+        assert_eq!(sys::writev(a, &[&[1u8; 100]]), Ok(100));
+        sys::join(reader).unwrap();
+    }
+}
+
+#[test]
+fn an_undrained_edge_left_behind_is_a_hazard_at_the_step_it_happens() {
+    let observed = WorldConfig {
+        observe: true,
+        ..config(11)
+    };
+    let report = run(observed.clone(), et_reader(1));
+    assert_eq!(
+        report.outcome,
+        Outcome::Deadlock,
+        "read-once under ET stalls"
+    );
+    assert_eq!(report.hazards.len(), 1, "{:?}", report.hazards);
+    let hazard = &report.hazards[0];
+    assert_eq!((hazard.token, hazard.bytes), (7, 90));
+    assert!(hazard.consumed_step < hazard.step);
+
+    let unobserved = run(config(11), et_reader(1));
+    assert_eq!(
+        unobserved.trace.hash(),
+        report.trace.hash(),
+        "observing does not change the run"
+    );
+
+    let drained = run(observed, et_reader(usize::MAX));
+    assert_eq!(drained.outcome, Outcome::Finished);
+    assert!(drained.hazards.is_empty(), "{:?}", drained.hazards);
+}

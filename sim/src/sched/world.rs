@@ -37,6 +37,9 @@ pub struct WorldConfig {
     pub faults: SchedFaults,
     /// From this step on, faults stop and the strategy becomes a fair random walk.
     pub heal_at_step: Option<u64>,
+    /// Watch for hazards (an edge-triggered readiness left undrained when its thread blocks
+    /// again). Observing reads kernel state only, so it does not change the run.
+    pub observe: bool,
 }
 
 impl Default for WorldConfig {
@@ -50,6 +53,7 @@ impl Default for WorldConfig {
             keep_trace: false,
             faults: SchedFaults::default(),
             heal_at_step: None,
+            observe: false,
         }
     }
 }
@@ -132,6 +136,7 @@ pub(crate) struct World {
     pub(crate) stop: Option<super::Outcome>,
     pub(crate) tearing_down: bool,
     pub(crate) healed: bool,
+    pub(crate) observer: Option<super::observe::Observer>,
     woken: Vec<u32>,
     next_mutex_id: u64,
 }
@@ -187,13 +192,14 @@ impl World {
             fault_rng,
             picker,
             trace: Trace::new(config.keep_trace),
-            config,
             pending_spawn: Vec::new(),
             stop: None,
             tearing_down: false,
             healed: false,
+            observer: config.observe.then(super::observe::Observer::default),
             woken: Vec::new(),
             next_mutex_id: 1,
+            config,
         }
     }
 
@@ -358,6 +364,14 @@ impl World {
             }
         }
         true
+    }
+
+    /// Tells the observer (if any) that the current thread drained `fd`.
+    pub(crate) fn observe_drained(&mut self, fd: i32) {
+        if let Some(observer) = self.observer.as_mut() {
+            let tid = self.current.expect("a simulated thread is running");
+            observer.on_drained(&self.kernel, tid, fd);
+        }
     }
 
     pub(crate) fn new_mutex_id(&mut self) -> u64 {

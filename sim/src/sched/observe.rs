@@ -1,0 +1,124 @@
+//! Cause-time hazard detection: the moment a thread goes back to sleep in `epoll_wait` while
+//! an edge-triggered (or one-shot) readiness it was handed is still unconsumed.
+//!
+//! Under ET the kernel queues an item only when the file wakes it; a thread that handled an
+//! event without reading (or accepting) until `EAGAIN`, and then blocks, may never hear of
+//! the rest. That is the step where a missed wakeup is *caused*, often long before anything
+//! stalls; a later stall diagnosis points back to it. The observer only reads kernel state
+//! and draws nothing from the random streams, so turning it on does not change the run.
+
+use crate::kernel::Kernel;
+
+/// An edge handed to a thread and not drained when the thread blocked again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hazard {
+    /// The step at which the thread blocked in `epoll_wait` with the edge unconsumed.
+    pub step: u64,
+    /// The thread.
+    pub tid: u32,
+    /// The epoll instance that reported the edge.
+    pub epfd: i32,
+    /// The descriptor the registration was added under.
+    pub fd: i32,
+    /// The registration's token.
+    pub token: u64,
+    /// Bytes (or queued connections, for a listener) still readable then.
+    pub bytes: usize,
+    /// The step of the `epoll_wait` that handed the edge to the thread.
+    pub consumed_step: u64,
+}
+
+/// An edge a thread received and has not yet drained.
+#[derive(Clone, Debug)]
+struct Consumed {
+    epfd: i32,
+    fd: i32,
+    description: u64,
+    token: u64,
+    step: u64,
+}
+
+/// Per-thread bookkeeping of received edges, and the hazards found so far.
+#[derive(Debug, Default)]
+pub(crate) struct Observer {
+    consumed: Vec<Vec<Consumed>>,
+    pub(crate) hazards: Vec<Hazard>,
+}
+
+impl Observer {
+    fn of(&mut self, tid: u32) -> &mut Vec<Consumed> {
+        let idx = tid as usize;
+        if self.consumed.len() <= idx {
+            self.consumed.resize_with(idx + 1, Vec::new);
+        }
+        &mut self.consumed[idx]
+    }
+
+    /// `epoll_wait` on `epfd` handed `events` to thread `tid` at `step`.
+    pub(crate) fn on_events(
+        &mut self,
+        kernel: &Kernel,
+        tid: u32,
+        step: u64,
+        epfd: i32,
+        events: &[(u32, u64)],
+    ) {
+        let Ok(items) = kernel.epoll_items(epfd) else {
+            return;
+        };
+        let edge_modes = (libc::EPOLLET | libc::EPOLLONESHOT) as u32;
+        for &(bits, token) in events {
+            if bits & (libc::EPOLLIN as u32) == 0 {
+                continue;
+            }
+            let Some(item) = items.iter().find(|i| i.data == token) else {
+                continue;
+            };
+            if item.events & edge_modes == 0 {
+                // Level-triggered: the kernel reports it again; nothing can be lost.
+                continue;
+            }
+            let consumed = self.of(tid);
+            consumed.retain(|c| c.description != item.description);
+            consumed.push(Consumed {
+                epfd,
+                fd: item.fd,
+                description: item.description,
+                token,
+                step,
+            });
+        }
+    }
+
+    /// Thread `tid` read (or accepted) on `fd` and reached the end of what was there
+    /// (`EAGAIN`, end of file, or an error): its edges on that descriptor are consumed.
+    pub(crate) fn on_drained(&mut self, kernel: &Kernel, tid: u32, fd: i32) {
+        let Some(info) = kernel.fd_info(fd) else {
+            return;
+        };
+        self.of(tid).retain(|c| c.description != info.description);
+    }
+
+    /// Thread `tid` blocks in `epoll_wait` at `step`: every edge it holds whose file still
+    /// has data is a hazard.
+    pub(crate) fn on_block(&mut self, kernel: &Kernel, tid: u32, step: u64) {
+        let consumed = std::mem::take(self.of(tid));
+        for c in consumed {
+            let bytes = kernel
+                .fd_info(c.fd)
+                .filter(|info| info.description == c.description)
+                .map_or(0, |info| info.readable_bytes);
+            if bytes > 0 {
+                self.hazards.push(Hazard {
+                    step,
+                    tid,
+                    epfd: c.epfd,
+                    fd: c.fd,
+                    token: c.token,
+                    bytes,
+                    consumed_step: c.step,
+                });
+            }
+        }
+    }
+}
