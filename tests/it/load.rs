@@ -241,3 +241,15 @@ fn a_non_loopback_target_is_refused_with_exit_2() {
     );
     assert!(refused.unwrap_err().0.contains("only loopback"));
 }
+
+#[test]
+fn the_cli_exits_0_when_clean_and_2_for_an_unreadable_server_pid() {
+    let server = EchoServer::start(Echo::Honest);
+    let own_pid = Some(std::process::id());
+    let clean = load::load_cli_with_server_pid(server.addr, 4, 64, 0.2, 2, own_pid);
+    assert_eq!(clean, ExitCode::SUCCESS);
+    // Pids stop far below u32::MAX, so this one has no /proc entry.
+    let no_such_pid = Some(u32::MAX);
+    let refused = load::load_cli_with_server_pid(server.addr, 4, 64, 0.2, 2, no_such_pid);
+    assert_eq!(refused, ExitCode::from(2));
+}
