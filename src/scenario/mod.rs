@@ -8,6 +8,8 @@ mod parse;
 
 pub use parse::{load, parse, ScenarioError};
 
+use crate::server::{HandlerKind, ServerConfig};
+
 /// A whole scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
@@ -26,64 +28,30 @@ pub struct Scenario {
 }
 
 /// Which server, in which configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ServerSpec {
-    /// The topology.
-    pub model: Model,
-    /// Sub-reactors (multi-reactor only).
-    pub reactors: usize,
-    /// Worker-pool size; 0 runs handlers on their loop.
-    pub workers: usize,
-    /// How the main reactor picks a sub-reactor.
-    pub balance: Balance,
-    /// Level, edge, or edge with one-shot.
-    pub trigger: Trigger,
-    /// A deliberately wrong variant, by its catalogue name; `None` is the correct server.
-    pub flaw: Option<String>,
+    /// The multi-reactor server's configuration (model, reactors, workers, balance, trigger,
+    /// flaw); scenarios set only those fields and keep the other defaults.
+    pub config: ServerConfig,
+    /// Run the Go-style netpoller instead of the reactor server.
+    pub netpoll: bool,
     /// The request handler.
-    pub handler: Handler,
+    pub handler: HandlerKind,
 }
 
-/// The server's topology.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Model {
-    /// One loop accepts and serves.
-    SingleReactor,
-    /// A main reactor accepts and hands connections to sub-reactors.
-    MultiReactor,
-    /// Go-style blocking-looking connections over an edge-triggered netpoller.
-    Netpoll,
+impl ServerSpec {
+    /// What a scenario can set, for comparisons (`ServerConfig` has no `PartialEq`).
+    fn key(&self) -> impl PartialEq + '_ {
+        let c = &self.config;
+        let shape = (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw);
+        (shape, self.netpoll, self.handler)
+    }
 }
 
-/// Load balancing across sub-reactors.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Balance {
-    /// In turn.
-    RoundRobin,
-    /// The sub-reactor with the fewest connections.
-    LeastConn,
-    /// A hash of the peer's address.
-    SourceHash,
-}
-
-/// Trigger mode of connection registrations.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// Level-triggered.
-    Level,
-    /// Edge-triggered.
-    Edge,
-    /// Edge-triggered and one-shot, re-armed after each event.
-    EdgeOneshot,
-}
-
-/// The request handler.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Handler {
-    /// Echo every byte.
-    Echo,
-    /// Length-prefixed request/response framing.
-    Frame,
+impl PartialEq for ServerSpec {
+    fn eq(&self, other: &ServerSpec) -> bool {
+        self.key() == other.key()
+    }
 }
 
 /// The workload.

@@ -1,10 +1,8 @@
 //! Reading a scenario file: TOML into raw, span-carrying structs (so every error can name
 //! its line), then checks of ranges and names into a [`Scenario`].
 
-use super::{
-    Balance, ClientSpec, FaultSpec, Handler, Model, Scenario, ServerSpec, SimSpec, Trigger,
-    PATTERNS, VERDICTS,
-};
+use super::{ClientSpec, FaultSpec, Scenario, ServerSpec, SimSpec, PATTERNS, VERDICTS};
+use crate::server::{Balance, Flaw, HandlerKind, Model, ServerConfig, Trigger};
 use serde::Deserialize;
 use sim::kernel::{EdgeModel, Faults};
 use sim::sched::{SchedFaults, Strategy};
@@ -151,29 +149,6 @@ struct RawExpect {
     verdict: Option<Spanned<String>>,
 }
 
-/// Every flaw a scenario may name: the server's catalogue and the netpoller's.
-pub const FLAWS: [&str; 19] = [
-    "read-once",
-    "accept-once",
-    "no-epollout",
-    "out-once",
-    "oneshot-no-rearm",
-    "oneshot-one-direction",
-    "budget-no-requeue",
-    "wake-flag-race",
-    "eventfd-unread-lt",
-    "lt-out-always",
-    "eof-ignored",
-    "emfile-spin",
-    "stale-token",
-    "close-with-dup",
-    "rdhup-drops-tail",
-    "error-only-ignored",
-    "no-ready-token",
-    "clear-after-eagain",
-    "no-pdwait",
-];
-
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
@@ -284,63 +259,52 @@ impl Checker<'_> {
         })
     }
 
+    /// A value of one of the server's named enums.
+    fn named<T: Copy + NamedEnum>(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: T,
+    ) -> Result<T, ScenarioError> {
+        let names: Vec<(&str, T)> = T::all().iter().map(|v| (v.name(), *v)).collect();
+        self.choice(value, key, &names, default)
+    }
+
     fn server(&self, raw: &RawServer) -> Result<ServerSpec, ScenarioError> {
-        let model = self.choice(
-            &raw.model,
-            "server.model",
-            &[
-                ("single-reactor", Model::SingleReactor),
-                ("multi-reactor", Model::MultiReactor),
-                ("netpoll", Model::Netpoll),
-            ],
-            Model::MultiReactor,
-        )?;
+        let defaults = ServerConfig::default();
+        // "netpoll" is not one of the reactor server's models: it selects another server.
+        let netpoll = raw.model.as_ref().is_some_and(|m| m.get_ref() == "netpoll");
+        let model = if netpoll {
+            Model::SingleReactor
+        } else {
+            let mut names: Vec<(&str, Option<Model>)> =
+                Model::ALL.iter().map(|m| (m.name(), Some(*m))).collect();
+            names.push(("netpoll", None));
+            self.choice(&raw.model, "server.model", &names, Some(defaults.model))?
+                .unwrap_or(defaults.model)
+        };
         let flaw = match &raw.flaw {
             None => None,
-            Some(flaw) if FLAWS.contains(&flaw.get_ref().as_str()) => Some(flaw.get_ref().clone()),
-            Some(flaw) => {
-                return Err(self.error(
-                    flaw.span(),
-                    "server.flaw",
-                    format!(
-                        "unknown flaw \"{}\" (expected one of: {})",
-                        flaw.get_ref(),
-                        FLAWS.join(", ")
-                    ),
-                ))
-            }
+            Some(_) => Some(self.named(&raw.flaw, "server.flaw", Flaw::ReadOnce)?),
+        };
+        let config = ServerConfig {
+            model,
+            reactors: self.int(
+                &raw.reactors,
+                "server.reactors",
+                1..=64,
+                defaults.reactors as i64,
+            )? as usize,
+            workers: self.int(&raw.workers, "server.workers", 0..=64, 0)? as usize,
+            balance: self.named(&raw.balance, "server.balance", defaults.balance)?,
+            trigger: self.named(&raw.trigger, "server.trigger", defaults.trigger)?,
+            flaw,
+            ..defaults
         };
         Ok(ServerSpec {
-            model,
-            reactors: self.int(&raw.reactors, "server.reactors", 1..=64, 2)? as usize,
-            workers: self.int(&raw.workers, "server.workers", 0..=64, 0)? as usize,
-            balance: self.choice(
-                &raw.balance,
-                "server.balance",
-                &[
-                    ("round-robin", Balance::RoundRobin),
-                    ("least-conn", Balance::LeastConn),
-                    ("source-hash", Balance::SourceHash),
-                ],
-                Balance::RoundRobin,
-            )?,
-            trigger: self.choice(
-                &raw.trigger,
-                "server.trigger",
-                &[
-                    ("level", Trigger::Level),
-                    ("edge", Trigger::Edge),
-                    ("edge-oneshot", Trigger::EdgeOneshot),
-                ],
-                Trigger::Edge,
-            )?,
-            flaw,
-            handler: self.choice(
-                &raw.handler,
-                "server.handler",
-                &[("echo", Handler::Echo), ("frame", Handler::Frame)],
-                Handler::Echo,
-            )?,
+            config,
+            netpoll,
+            handler: self.named(&raw.handler, "server.handler", HandlerKind::Echo)?,
         })
     }
 
@@ -460,3 +424,24 @@ impl Checker<'_> {
         })
     }
 }
+
+/// The server's enums that scenario files name.
+trait NamedEnum: Sized + 'static {
+    fn all() -> &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+macro_rules! named {
+    ($($ty:ty),*) => {$(
+        impl NamedEnum for $ty {
+            fn all() -> &'static [Self] {
+                <$ty>::ALL
+            }
+            fn name(self) -> &'static str {
+                <$ty>::name(self)
+            }
+        }
+    )*};
+}
+
+named!(Model, Balance, Trigger, Flaw, HandlerKind);

@@ -1,7 +1,8 @@
 //! Scenario parsing: a good file round-trips, and each kind of mistake gets the exact error.
 
 use super::parse::parse;
-use super::{Model, Pattern, Trigger, Verdict};
+use super::{Pattern, Verdict};
+use crate::server::{Flaw, Model, Trigger};
 
 /// Parses `text` as `bad.toml` and checks the whole error line.
 #[track_caller]
@@ -35,9 +36,10 @@ max_steps = 200000
 verdict = "stall"
 "#;
     let scenario = parse("ok.toml", text).expect("valid");
-    assert_eq!(scenario.server.model, Model::MultiReactor);
-    assert_eq!(scenario.server.trigger, Trigger::Edge);
-    assert_eq!(scenario.server.flaw.as_deref(), Some("read-once"));
+    assert_eq!(scenario.server.config.model, Model::MultiReactor);
+    assert_eq!(scenario.server.config.trigger, Trigger::Edge);
+    assert_eq!(scenario.server.config.flaw, Some(Flaw::ReadOnce));
+    assert!(!scenario.server.netpoll);
     assert_eq!(scenario.clients.size_bytes, (1, 65536));
     assert_eq!(scenario.clients.pattern, Pattern::Pingpong);
     assert_eq!(scenario.sim.faults.kernel.short_write, 0.1);
@@ -87,7 +89,7 @@ fn unknown_flaw_lists_the_known_ones() {
     assert_eq!(error.key, "server.flaw");
     assert!(error
         .message
-        .starts_with("unknown flaw \"read-twice\" (expected one of: read-once, accept-once,"));
+        .starts_with("unknown value \"read-twice\" (expected one of: read-once, accept-once,"));
 }
 
 #[test]
