@@ -103,6 +103,7 @@ field() { # key line
 
 TMP=$(mktemp -d)
 trap 'stop_server; rm -rf "$TMP"' EXIT
+LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS="$TMP/results" # workload server msgs_per_sec server_us p50 p99 errors
 : >"$RESULTS"
 
@@ -131,6 +132,11 @@ done
 
 echo
 echo "echo benchmark: ${SECS}s per run, median of ${REPEATS} runs, $(nproc) cores"
+# Client and server already share the cores; anything else running skews every number.
+echo "load average before: $LOADAVG_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if awk -v l="${LOADAVG_BEFORE%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+    echo "warning: the machine was busy before the benchmark started; numbers are unreliable"
+fi
 printf '%-15s %-8s %12s %14s %9s %9s %7s\n' workload server msgs/s srv_us/msg p50_us p99_us errors
 while read -r wname server msgs cpu p50 p99 errors; do
     printf '%-15s %-8s %12.0f %14.3f %9s %9s %7s\n' "$wname" "$server" "$msgs" "$cpu" "$p50" "$p99" "$errors"
