@@ -8,5 +8,6 @@ pub mod conform;
 pub mod load;
 pub mod os;
 pub mod server;
+pub mod runner;
 pub mod scenario;
 pub mod workload;

@@ -2,8 +2,14 @@
 //! real server and its load generator).
 
 use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use edgesim::os::RealOs;
+use edgesim::runner::{explore, run_real, run_sim, shard, RunResult};
+use edgesim::scenario::{self, Scenario, Verdict};
+use edgesim::server::{HandlerKind, Trigger};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Deterministic simulation and test harness for epoll-based network servers.
 #[derive(Parser)]
@@ -32,6 +38,74 @@ enum Command {
         #[arg(long, value_enum, default_value = "sim")]
         backend: Backend,
     },
+    /// Run a scenario once: its verdict, diagnosis, and the command that replays it.
+    /// Exit 0 on pass, 1 on a failing verdict, 2 on bad input.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The seed (simulator); `EDGESIM_SEED` sets it too.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the trace (the last steps of a long run).
+        #[arg(long)]
+        trace: bool,
+        /// The kernel to run it on.
+        #[arg(long, value_enum, default_value = "sim")]
+        backend: Backend,
+        /// Real backend: a client with no progress for this long is a stall.
+        #[arg(long, default_value_t = 2000)]
+        stall_after_ms: u64,
+    },
+    /// Run a scenario at every seed of a range and count the failing verdicts.
+    Explore {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The seed range, `A..B` (B excluded).
+        #[arg(long)]
+        seeds: String,
+        /// OS threads, each running one simulated world at a time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only the seeds of shard `I/N` (every N-th seed), so machines can share a range.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Run the real multi-reactor server until SIGINT or SIGTERM.
+    Serve {
+        /// Where to listen (loopback).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+        /// Sub-reactors.
+        #[arg(long, default_value_t = 2)]
+        reactors: usize,
+        /// Trigger mode.
+        #[arg(long, default_value = "edge")]
+        trigger: Trigger,
+        /// Request handler.
+        #[arg(long, default_value = "echo")]
+        handler: HandlerKind,
+    },
+    /// Load an echo server on loopback; prints `msgs_per_sec=... errors=...` last.
+    Load {
+        /// The server (loopback only).
+        #[arg(long)]
+        addr: SocketAddr,
+        /// Connections.
+        #[arg(long, default_value_t = 64)]
+        conns: usize,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Messages in flight per connection (1 = pingpong).
+        #[arg(long, default_value_t = 1)]
+        pipeline: usize,
+        /// The server's pid, to report its CPU time per message.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,5 +114,167 @@ fn main() -> ExitCode {
         Command::Conform { script, backend } => {
             edgesim::conform::cli(&script, backend == Backend::Real)
         }
+        Command::Run {
+            scenario,
+            seed,
+            trace,
+            backend,
+            stall_after_ms,
+        } => run(&scenario, seed, trace, backend, stall_after_ms),
+        Command::Explore {
+            scenario,
+            seeds,
+            jobs,
+            shard,
+        } => explore_cli(&scenario, &seeds, jobs, shard.as_deref()),
+        Command::Serve {
+            addr,
+            reactors,
+            trigger,
+            handler,
+        } => edgesim::server::serve_cli(RealOs::new(), addr, reactors, trigger, handler),
+        Command::Load {
+            addr,
+            conns,
+            size,
+            secs,
+            pipeline,
+            server_pid,
+        } => edgesim::load::load_cli_with_server_pid(addr, conns, size, secs, pipeline, server_pid),
     }
+}
+
+fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("edgesim: {message}");
+    ExitCode::from(2)
+}
+
+fn load_scenario(path: &Path) -> Result<Scenario, ExitCode> {
+    scenario::load(path).map_err(bad_input)
+}
+
+fn env_seed() -> Result<Option<u64>, ExitCode> {
+    match std::env::var("EDGESIM_SEED") {
+        Ok(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_input(format!("EDGESIM_SEED={text} is not a number"))),
+        Err(_) => Ok(None),
+    }
+}
+
+fn run(
+    path: &Path,
+    seed: Option<u64>,
+    trace: bool,
+    backend: Backend,
+    stall_after_ms: u64,
+) -> ExitCode {
+    let scenario = match load_scenario(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = match seed.map_or_else(env_seed, |s| Ok(Some(s))) {
+        Ok(seed) => seed.unwrap_or(0),
+        Err(code) => return code,
+    };
+    let result = match backend {
+        Backend::Sim => run_sim(&scenario, seed, true),
+        Backend::Real => run_real(&scenario, Duration::from_millis(stall_after_ms)),
+    };
+    report(path, &scenario, &result, trace, backend)
+}
+
+fn report(
+    path: &Path,
+    scenario: &Scenario,
+    result: &RunResult,
+    trace: bool,
+    backend: Backend,
+) -> ExitCode {
+    if trace {
+        for line in &result.trace {
+            println!("{line}");
+        }
+    }
+    for line in &result.diagnosis {
+        println!("{line}");
+    }
+    if result.verdict != scenario.expect {
+        println!(
+            "expected verdict {}, got {}",
+            scenario.expect.name(),
+            result.verdict.name()
+        );
+    }
+    if result.verdict != Verdict::Pass && backend == Backend::Sim {
+        println!("SEED={}", result.seed);
+        println!(
+            "replay: edgesim run {} --seed {} --trace",
+            path.display(),
+            result.seed
+        );
+    }
+    println!("{}", result.summary());
+    if result.verdict == Verdict::Pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn explore_cli(path: &Path, seeds: &str, jobs: usize, shard_spec: Option<&str>) -> ExitCode {
+    let scenario = match load_scenario(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let range = match parse_range(seeds) {
+        Some(range) => range,
+        None => return bad_input(format!("--seeds {seeds}: expected A..B with A <= B")),
+    };
+    let (index, count) = match shard_spec.map(parse_shard) {
+        None => (0, 1),
+        Some(Some(pair)) => pair,
+        Some(None) => {
+            return bad_input(format!(
+                "--shard {}: expected I/N with I < N",
+                shard_spec.unwrap_or_default()
+            ))
+        }
+    };
+    if jobs == 0 {
+        return bad_input("--jobs must be at least 1");
+    }
+    let seeds = shard(range, index, count);
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(seeds.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let explored = explore(&scenario, &seeds, jobs, &|| bar.inc(1));
+    bar.finish_and_clear();
+    for (seed, verdict) in explored.failures.iter().take(20) {
+        println!("seed {seed}: {}", verdict.name());
+    }
+    if let Some((seed, _)) = explored.failures.first() {
+        println!("SEED={seed}");
+        println!(
+            "replay: edgesim run {} --seed {seed} --trace",
+            path.display()
+        );
+    }
+    println!("{}", explored.summary());
+    ExitCode::SUCCESS
+}
+
+fn parse_range(text: &str) -> Option<std::ops::Range<u64>> {
+    let (a, b) = text.split_once("..")?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some(a..b)
+}
+
+fn parse_shard(text: &str) -> Option<(u64, u64)> {
+    let (i, n) = text.split_once('/')?;
+    let (i, n): (u64, u64) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+    (n > 0 && i < n).then_some((i, n))
 }

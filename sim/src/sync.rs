@@ -97,6 +97,12 @@ impl Atomic {
         Atomic(AtomicU64::new(value))
     }
 
+    /// Reads the value without a preemption point, from outside a world (checkers look at
+    /// counters after a run).
+    pub fn peek(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
     fn access(&self, op: AtomicOp, arg: u64, f: impl FnOnce(&AtomicU64) -> u64) -> u64 {
         preempt();
         let previous = f(&self.0);

@@ -287,6 +287,11 @@ pub fn now_ns() -> u64 {
     with_world(|w| w.now_ns)
 }
 
+/// Steps taken so far (preemption points passed). Not a preemption point.
+pub fn steps() -> u64 {
+    with_world(|w| w.step)
+}
+
 /// Sleeps for `ns` of virtual time.
 pub fn sleep(ns: u64) {
     preempt();

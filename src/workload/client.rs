@@ -89,13 +89,37 @@ const WRITE_CHUNK_BYTES: usize = 16 * 1024;
 /// Events per `epoll_wait`.
 const EVENTS_MAX: usize = 4;
 
+/// Bytes received by every client of a run, and when the last ones came: the checkers tell
+/// a stall or a busy loop from slow progress with it.
+pub struct Progress<O: Os> {
+    /// Bytes received and checked, all clients together.
+    pub bytes: O::Atomic,
+    /// `Os::now` in ns when bytes last came in.
+    pub last_ns: O::Atomic,
+}
+
+impl<O: Os> Progress<O> {
+    /// No progress yet.
+    pub fn new(os: &O) -> Progress<O> {
+        Progress {
+            bytes: os.atomic(0),
+            last_ns: os.atomic(0),
+        }
+    }
+
+    fn record(&self, os: &O, n: u64) {
+        self.bytes.fetch_add(n);
+        self.last_ns.store(os.now().as_nanos() as u64);
+    }
+}
+
 /// Runs `plan` against its server. `progress` counts bytes received by every client of the
-/// run (the spin checker reads it). `stall_after` bounds a wait with no progress; `None`
+/// run. `stall_after` bounds a wait with no progress; `None`
 /// waits forever (the simulator detects a stall when nothing can run).
 pub fn run_client<O: Os>(
     os: &O,
     plan: &ClientPlan,
-    progress: &O::Atomic,
+    progress: &Progress<O>,
     stall_after: Option<Duration>,
 ) -> Result<ClientReport, ClientError> {
     let mut report = ClientReport::default();
@@ -245,7 +269,7 @@ impl<'a, O: Os> Conn<'a, O> {
         &mut self,
         sizes: &[usize],
         total: u64,
-        progress: &O::Atomic,
+        progress: &Progress<O>,
     ) -> Result<(u64, u64), ClientError> {
         let half_close = self.plan.pattern == Pattern::HalfClose;
         let reset_at = (self.plan.pattern == Pattern::Reset).then_some(total / 2);
@@ -296,6 +320,7 @@ impl<'a, O: Os> Conn<'a, O> {
                     .map_err(|e| self.io("shutdown", e))?;
                 shut = true;
             }
+            let received_before = self.received;
             let eof = self.read_available(progress)?;
             if eof {
                 if half_close && self.received == total {
@@ -308,6 +333,10 @@ impl<'a, O: Os> Conn<'a, O> {
             }
             if self.received == total && !half_close {
                 return Ok((self.sent, self.received));
+            }
+            if self.received != received_before && self.sent < total {
+                // The echo completed messages: the window moved, so send before waiting.
+                continue;
             }
             // Level-triggered: ask for OUT only while a write is blocked, or the socket,
             // always writable, would wake us for nothing.
@@ -324,7 +353,7 @@ impl<'a, O: Os> Conn<'a, O> {
 
     /// Reads until EAGAIN (a slow reader: one small read); checks every byte. Returns whether
     /// the server closed its side.
-    fn read_available(&mut self, progress: &O::Atomic) -> Result<bool, ClientError> {
+    fn read_available(&mut self, progress: &Progress<O>) -> Result<bool, ClientError> {
         let chunk = self.plan.read_chunk_bytes;
         loop {
             match self.os.read(self.fd, &mut self.buf[..chunk]) {
@@ -350,7 +379,7 @@ impl<'a, O: Os> Conn<'a, O> {
                         });
                     }
                     self.received += n as u64;
-                    progress.fetch_add(n as u64);
+                    progress.record(self.os, n as u64);
                     if self.plan.pattern == Pattern::SlowReader {
                         return Ok(false);
                     }

@@ -41,6 +41,8 @@ pub struct Report {
     pub steps: u64,
     /// Virtual time at the end, in ns.
     pub now_ns: u64,
+    /// Virtual time during which no thread could run, in ns.
+    pub idle_ns: u64,
     /// Thread switches made.
     pub switches: u64,
     /// Every thread and its final state.
@@ -119,8 +121,15 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         w.current = None;
     });
     // Dropping a suspended coroutine unwinds its stack; calls made by destructors on the way
-    // see `tearing_down` and never switch.
-    drop(coroutines);
+    // see `tearing_down` and never switch. Each one unwinds as the current thread, so that
+    // the calls its destructors make are attributed to it.
+    for (tid, coroutine) in coroutines.iter_mut().enumerate() {
+        if let Some(coroutine) = coroutine.take() {
+            with_world(|w| w.current = Some(tid as u32));
+            drop(coroutine);
+        }
+    }
+    with_world(|w| w.current = None);
     let mut world = uninstall();
     let hazards = world
         .observer
@@ -135,6 +144,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         outcome,
         steps: world.step,
         now_ns: world.now_ns,
+        idle_ns: world.idle_ns,
         switches: SWITCHES.with(|s| s.get()),
         threads: world.thread_infos(),
         trace: world.trace,

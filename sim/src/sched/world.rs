@@ -126,6 +126,8 @@ pub(crate) struct World {
     pub(crate) next: Option<u32>,
     pub(crate) step: u64,
     pub(crate) now_ns: u64,
+    /// Virtual time skipped while no thread could run (timers, sleeps, deliveries).
+    pub(crate) idle_ns: u64,
     pub(crate) sched_rng: ChaCha8Rng,
     pub(crate) fault_rng: ChaCha8Rng,
     pub(crate) picker: Picker,
@@ -188,6 +190,7 @@ impl World {
             next: None,
             step: 0,
             now_ns: 0,
+            idle_ns: 0,
             sched_rng,
             fault_rng,
             picker,
@@ -325,6 +328,10 @@ impl World {
 
     /// Records the call the current thread just made.
     pub(crate) fn record(&mut self, op: Op, args: [i64; 2], ret: i64) {
+        if self.tearing_down {
+            // Destructors unwinding at the end are not part of the run.
+            return;
+        }
         let (step, tid) = (self.step, self.current_tid());
         self.trace.push(Record::Call {
             step,
@@ -353,7 +360,10 @@ impl World {
                 None => return false,
             },
         };
-        self.now_ns = self.now_ns.max(next);
+        if next > self.now_ns {
+            self.idle_ns += next - self.now_ns;
+            self.now_ns = next;
+        }
         self.kernel.advance(self.now_ns);
         self.collect_kernel_wakeups();
         for tid in 0..self.threads.len() as u32 {

@@ -1,0 +1,82 @@
+//! One scenario's run, written once against the seam: start the server, run the clients to
+//! the end, watch the idle server for a moment, stop it. The simulator and Linux both run
+//! exactly this code.
+
+use crate::os::{Os, OsJoin, OsMutex};
+use crate::scenario::Scenario;
+use crate::server::{EchoHandler, Server};
+use crate::workload::{run_client, ClientError, ClientPlan, ClientReport, Progress};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the run watches the server once every client is done: a correct server sleeps
+/// in `epoll_wait`, a spinning one keeps calling.
+pub const IDLE_WINDOW: Duration = Duration::from_millis(10);
+
+/// What the driver saw.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Each client's result, by client id.
+    pub clients: Vec<(u32, Result<ClientReport, ClientError>)>,
+    /// Steps the server took while it had nothing to do (simulator only).
+    pub idle_steps: u64,
+    /// The server failed to start or stop (a panic message or a setup errno).
+    pub server_error: Option<String>,
+}
+
+/// Runs `scenario` on `os`, with the clients' byte patterns and sizes drawn from `seed`.
+/// `steps` reads the simulator's step counter (constant 0 on Linux); `stall_after` bounds a
+/// client's wait with no progress (`None` in the simulator, which sees stalls itself).
+pub fn drive<O: Os>(
+    os: &O,
+    scenario: &Scenario,
+    seed: u64,
+    progress: Arc<Progress<O>>,
+    steps: fn() -> u64,
+    stall_after: Option<Duration>,
+) -> Driven {
+    let mut driven = Driven::default();
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let server = match Server::start(
+        os.clone(),
+        scenario.server.config.clone(),
+        EchoHandler,
+        addr,
+    ) {
+        Ok(server) => server,
+        Err(error) => {
+            driven.server_error = Some(error.to_string());
+            return driven;
+        }
+    };
+    let addr = server.local_addr();
+    let results = Arc::new(os.mutex(Vec::new()));
+    let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
+        .map(|id| {
+            let plan = ClientPlan::new(&scenario.clients, id, addr, seed);
+            let (os2, results, progress) =
+                (os.clone(), Arc::clone(&results), Arc::clone(&progress));
+            os.spawn(&format!("client{id}"), move || {
+                let result = run_client(&os2, &plan, &progress, stall_after);
+                results.lock(|r: &mut Vec<_>| r.push((id, result)));
+            })
+        })
+        .collect();
+    for client in clients {
+        if let Err(message) = client.join() {
+            driven.server_error = Some(format!("a client panicked: {message}"));
+        }
+    }
+    let before = steps();
+    os.sleep(IDLE_WINDOW);
+    // The sleep itself costs a step or two; the rest is the server's.
+    driven.idle_steps = steps().saturating_sub(before).saturating_sub(2);
+    if let Err(message) = server.stop() {
+        driven.server_error = Some(message);
+    }
+    let mut clients = results.lock(std::mem::take);
+    clients.sort_by_key(|(id, _)| *id);
+    driven.clients = clients;
+    driven
+}

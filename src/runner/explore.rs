@@ -1,0 +1,80 @@
+//! Exploring a seed range: many independent simulated runs, spread over OS threads (one world
+//! per thread at a time), with the failing seeds collected in seed order so that the result
+//! does not depend on the number of jobs.
+
+use super::run_sim;
+use crate::scenario::{Scenario, Verdict};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What an exploration found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explored {
+    /// Seeds run.
+    pub explored: u64,
+    /// Seeds whose verdict was not `pass`, with the verdict, in seed order.
+    pub failures: Vec<(u64, Verdict)>,
+    /// Wall-clock seconds the exploration took.
+    pub secs: f64,
+}
+
+impl Explored {
+    /// The contract's last line.
+    pub fn summary(&self) -> String {
+        let first = self
+            .failures
+            .first()
+            .map_or_else(|| "none".to_string(), |(seed, _)| seed.to_string());
+        format!(
+            "explored={} failures={} first_failure={} seeds_per_sec={:.1}",
+            self.explored,
+            self.failures.len(),
+            first,
+            self.explored as f64 / self.secs.max(1e-9)
+        )
+    }
+}
+
+/// The seeds of shard `index` of `count` in `seeds`: every `count`-th seed, so that shards
+/// of one range are disjoint and cover it.
+pub fn shard(seeds: Range<u64>, index: u64, count: u64) -> Vec<u64> {
+    seeds.filter(|s| s % count == index % count).collect()
+}
+
+/// Runs `scenario` at every seed of `seeds` on `jobs` OS threads. `on_done` is called once
+/// per finished seed (for a progress bar).
+pub fn explore(
+    scenario: &Scenario,
+    seeds: &[u64],
+    jobs: usize,
+    on_done: &(dyn Fn() + Sync),
+) -> Explored {
+    let start = Instant::now();
+    let next = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let idx = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&seed) = seeds.get(idx) else { break };
+                let result = run_sim(scenario, seed, false);
+                if result.verdict != Verdict::Pass {
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((seed, result.verdict));
+                }
+                on_done();
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|(seed, _)| *seed);
+    Explored {
+        explored: seeds.len() as u64,
+        failures,
+        secs: start.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,234 @@
+//! Running a scenario: in the simulator from a seed (deterministic, with a verdict and a
+//! diagnosis), or on Linux over loopback (bounded in time), through the same driver.
+
+mod diagnose;
+mod drive;
+mod explore;
+
+pub use drive::{drive, Driven, IDLE_WINDOW};
+pub use explore::{explore, shard, Explored};
+
+use crate::os::{RealOs, SimOs};
+use crate::scenario::{Scenario, Verdict};
+use crate::workload::{ClientError, Progress};
+use sim::kernel::Config;
+use sim::sched::{derive_seed, Hazard, Outcome, WorldConfig};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Steps the server may take in [`IDLE_WINDOW`] with nothing to do before it counts as
+/// spinning: a correct loop takes none (it sleeps in `epoll_wait`).
+pub const IDLE_STEPS_MAX: u64 = 100;
+
+/// How a run went.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The seed (0 on Linux, which has none).
+    pub seed: u64,
+    /// Steps taken (simulator).
+    pub steps: u64,
+    /// Thread switches (simulator).
+    pub switches: u64,
+    /// Virtual (simulator) or wall (Linux) time the run took, in ms.
+    pub elapsed_ms: f64,
+    /// The step at which faults stopped and the schedule became fair.
+    pub heal_step: u64,
+    /// The hash of the whole trace.
+    pub trace_hash: u64,
+    /// Why the verdict is what it is, from the kernel's point of view.
+    pub diagnosis: Vec<String>,
+    /// Undrained edges found (when the run observed them).
+    pub hazards: Vec<Hazard>,
+    /// Trace lines, when asked for: the whole run, or the end of a long one.
+    pub trace: Vec<String>,
+}
+
+impl RunResult {
+    /// The contract's last line: `verdict=<v> seed=<n> steps=<n> ...`.
+    pub fn summary(&self) -> String {
+        format!(
+            "verdict={} seed={} steps={} switches={} virtual_ms={:.3} hazards={} heal_step={} trace_hash={:016x}",
+            self.verdict.name(),
+            self.seed,
+            self.steps,
+            self.switches,
+            self.elapsed_ms,
+            self.hazards.len(),
+            self.heal_step,
+            self.trace_hash
+        )
+    }
+}
+
+/// Trace lines kept at most in a result (the tail of a long run, where failures show).
+pub const TRACE_LINES_MAX: usize = 400;
+
+/// The simulator's configuration for `scenario` at `seed`: every sub-seed and the length of
+/// the fault phase derive from `seed`.
+pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldConfig {
+    let sim = &scenario.sim;
+    let max_steps = sim.max_steps;
+    // Faults (and PCT's unfair priorities) rule the first part of the run; then the run
+    // heals, so a stall after that is the code's fault, not the adversary's.
+    let heal_step = max_steps / 10 + derive_seed(seed, 9) % (max_steps / 5).max(1);
+    WorldConfig {
+        seed,
+        kernel: Config {
+            edge: sim.edge,
+            tcp_sndbuf_bytes: sim.sndbuf_bytes,
+            tcp_rcvbuf_bytes: sim.rcvbuf_bytes,
+            latency_ns_max: sim.latency_us_max * 1_000,
+            faults: sim.faults.kernel.clone(),
+            ..Config::default()
+        },
+        strategy: sim.strategy.clone(),
+        max_steps,
+        keep_trace,
+        faults: sim.faults.sched.clone(),
+        heal_at_step: Some(heal_step),
+        observe: keep_trace,
+        ..WorldConfig::default()
+    }
+}
+
+/// Runs `scenario` in the simulator at `seed`. With `keep_trace` the run also records its
+/// trace and watches for hazards (neither changes the run).
+pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
+    let config = world_config(scenario, seed, keep_trace);
+    let heal_step = config.heal_at_step.unwrap_or(0);
+    let progress = Arc::new(Progress::<SimOs> {
+        bytes: sim::sync::Atomic::new(0),
+        last_ns: sim::sync::Atomic::new(0),
+    });
+    let driven: Rc<RefCell<Option<Driven>>> = Rc::new(RefCell::new(None));
+    let mut report = {
+        let (scenario, driven, progress) =
+            (scenario.clone(), Rc::clone(&driven), Arc::clone(&progress));
+        SimOs::run(config, move |os| {
+            let result = drive(&os, &scenario, seed, progress, sim::sys::steps, None);
+            *driven.borrow_mut() = Some(result);
+        })
+    };
+    let driven = driven.borrow_mut().take();
+    let (verdict, diagnosis) = match &report.outcome {
+        Outcome::Crash { tid, name, message } => (
+            Verdict::Crash,
+            vec![format!("t{tid} {name} panicked: {message}")],
+        ),
+        Outcome::Deadlock => (Verdict::Stall, diagnose::stall(&mut report)),
+        Outcome::MaxSteps => {
+            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns.peek());
+            if quiet_ns * 2 < report.now_ns {
+                (
+                    Verdict::Inconclusive,
+                    vec![format!(
+                        "the step budget ran out while clients still progressed ({} bytes echoed)",
+                        progress.bytes.peek()
+                    )],
+                )
+            } else if report.idle_ns * 2 > report.now_ns {
+                // Timers keep firing but nothing moves: a stall that a periodic tick hides.
+                (Verdict::Stall, diagnose::stall(&mut report))
+            } else {
+                let mut lines = vec![format!(
+                    "no client progress for the last {:.3} ms of virtual time while threads kept running",
+                    quiet_ns as f64 / 1e6
+                )];
+                lines.extend(diagnose::stall(&mut report));
+                (Verdict::Spin, lines)
+            }
+        }
+        Outcome::Finished => finished(&report, driven.unwrap_or_default()),
+    };
+    let trace = trace_tail(&report.trace);
+    RunResult {
+        verdict,
+        seed,
+        steps: report.steps,
+        switches: report.switches,
+        elapsed_ms: report.now_ns as f64 / 1e6,
+        heal_step,
+        trace_hash: report.trace.hash(),
+        diagnosis,
+        hazards: report.hazards,
+        trace,
+    }
+}
+
+/// The verdict of a run whose driver returned.
+fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String>) {
+    if let Some(error) = driven.server_error {
+        return (Verdict::Crash, vec![error]);
+    }
+    let failures: Vec<String> = driven
+        .clients
+        .iter()
+        .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("client{id}: {e}")))
+        .collect();
+    if !failures.is_empty() {
+        return (Verdict::Corrupt, failures);
+    }
+    if driven.idle_steps > IDLE_STEPS_MAX {
+        return (
+            Verdict::Spin,
+            vec![format!(
+                "the server took {} steps in {} ms with no client left (a correct loop sleeps in epoll_wait)",
+                driven.idle_steps,
+                IDLE_WINDOW.as_millis()
+            )],
+        );
+    }
+    let leaks = diagnose::leaks(&report.kernel);
+    if !leaks.is_empty() {
+        return (Verdict::Leak, leaks);
+    }
+    (Verdict::Pass, Vec::new())
+}
+
+fn trace_tail(trace: &sim::sched::Trace) -> Vec<String> {
+    let records = trace.records();
+    let start = records.len().saturating_sub(TRACE_LINES_MAX);
+    records[start..].iter().map(|r| r.to_string()).collect()
+}
+
+/// Runs `scenario` on Linux over loopback with real threads. A client that sees no progress
+/// for `stall_after` reports a stall, so the run is bounded.
+pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
+    let os = RealOs::new();
+    let start = Instant::now();
+    let progress = Arc::new(Progress::new(&os));
+    let driven = drive(&os, scenario, 0, progress, || 0, Some(stall_after));
+    let mut verdict = Verdict::Pass;
+    let mut diagnosis = Vec::new();
+    if let Some(error) = &driven.server_error {
+        verdict = Verdict::Crash;
+        diagnosis.push(error.clone());
+    }
+    for (id, result) in &driven.clients {
+        let Err(error) = result else { continue };
+        diagnosis.push(format!("client{id}: {error}"));
+        let this = match error {
+            ClientError::Stalled { .. } => Verdict::Stall,
+            _ => Verdict::Corrupt,
+        };
+        if verdict == Verdict::Pass || this == Verdict::Stall {
+            verdict = this;
+        }
+    }
+    RunResult {
+        verdict,
+        seed: 0,
+        steps: 0,
+        switches: 0,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+        heal_step: 0,
+        trace_hash: 0,
+        diagnosis,
+        hazards: Vec::new(),
+        trace: Vec::new(),
+    }
+}
