@@ -14,10 +14,11 @@ const READ_BUF_BYTES: usize = 64 * 1024;
 /// The longest `epoll_wait`, so the deadline is noticed even when nothing moves.
 const WAIT_SLICE_MAX: Duration = Duration::from_millis(20);
 /// A message still unanswered this long at the end of the run is a stall (an error), not
-/// a slow reply: loopback echoes take microseconds, and even a descheduled server thread
-/// is back within a few scheduler slices. A server that misses an edge-triggered wakeup
-/// never answers, and would otherwise only look slow.
-pub const STALL_MIN: Duration = Duration::from_millis(500);
+/// a slow reply: loopback echoes take microseconds, and even a descheduled server thread on
+/// a busy machine is back within a few scheduler slices. A server that misses an
+/// edge-triggered wakeup never answers, and would otherwise only look slow. Runs shorter
+/// than this cannot see stalls.
+pub const STALL_MIN: Duration = Duration::from_secs(1);
 
 /// What one thread is asked to do.
 pub struct ThreadPlan {

@@ -117,8 +117,8 @@ impl LoadConfig {
 pub struct LoadReport {
     /// Messages echoed intact.
     pub messages_ok: u64,
-    /// Corrupt messages, failed connections, early closes, unsolicited bytes, and stalled
-    /// connections at the end.
+    /// Corrupt messages, failed connections, early closes, unsolicited bytes, and
+    /// connections stalled at the end (see [`STALL_MIN`]).
     pub errors: u64,
     /// The first error, for the diagnosis line.
     pub first_error: Option<String>,
