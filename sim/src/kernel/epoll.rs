@@ -485,9 +485,10 @@ impl Kernel {
         std::mem::swap(&mut tx, &mut e.ready);
         self.scratch_ready = tx;
         if !self.ep(ep).ready.is_empty() {
-            // The LT cascade: another waiter gets to look at what is left.
+            // The LT cascade: another waiter gets to look at what is left. On 6.x
+            // `ep_done_scan` no longer wakes the instances watching this one (measured: an
+            // ET outer instance is not re-queued by the inner instance's LT re-queue).
             self.ep_wake_one(ep);
-            self.ep_wake_outer(ep);
         }
         Ok(reported)
     }

@@ -76,17 +76,18 @@ impl Kernel {
         Ok(8)
     }
 
-    /// `write(2)` on an eventfd: the first 8 bytes are the value.
+    /// `write(2)` on an eventfd: exactly 8 bytes, the value (any other length is EINVAL;
+    /// a read only needs at least 8).
     pub(super) fn efd_write_buf(&mut self, file: u32, bufs: &[&[u8]]) -> KResult<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total != 8 {
+            return Err(libc::EINVAL);
+        }
         let mut bytes = [0u8; 8];
         let mut filled = 0;
         for buf in bufs {
-            let take = (8 - filled).min(buf.len());
-            bytes[filled..filled + take].copy_from_slice(&buf[..take]);
-            filled += take;
-        }
-        if filled < 8 {
-            return Err(libc::EINVAL);
+            bytes[filled..filled + buf.len()].copy_from_slice(buf);
+            filled += buf.len();
         }
         self.efd_add(file, u64::from_ne_bytes(bytes))?;
         Ok(8)

@@ -211,7 +211,7 @@ impl Kernel {
         let result = match self.file(file).obj {
             Obj::Sock(s) => self.sock_read(s, buf),
             // `tcp_recvmsg` on a listening socket.
-            Obj::Listener(_) => Err(libc::ENOTCONN),
+            Obj::Listener(l) => self.listener_read(l),
             Obj::PipeRead(p) => self.pipe_read(p, buf),
             // The write end is not open for reading (`vfs_read`: no FMODE_READ).
             Obj::PipeWrite(_) => Err(libc::EBADF),

@@ -15,9 +15,9 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::epoll::{HUP, IN, KEY_ALL, OUT, PRI};
+use super::epoll::{HUP, IN, KEY_ALL, OUT, PRI, RDHUP};
 use super::fdtable::Obj;
-use super::stream::{Proto, State, SHUTDOWN_MASK};
+use super::stream::{Proto, State, RCV_SHUTDOWN, SHUTDOWN_MASK};
 use super::{KResult, Kernel};
 
 /// The first port `listen` tries for port 0 (the start of Linux's ephemeral range).
@@ -41,6 +41,9 @@ pub(super) struct Listener {
     syn_queue: VecDeque<u32>,
     /// Still listening (a `shutdown(SHUT_RD)` stops it).
     open: bool,
+    /// `sk_shutdown` of the stopped socket: a later `shutdown` on the closed socket sets
+    /// these bits (and fails with ENOTCONN).
+    shutdown: u8,
 }
 
 /// The listeners bound to one port.
@@ -57,6 +60,16 @@ impl Kernel {
 
     fn listener_mut(&mut self, l: u32) -> &mut Listener {
         self.listeners[l as usize].as_mut().expect("live listener")
+    }
+
+    /// `read` on a listening socket (ENOTCONN), or on one stopped by `shutdown(SHUT_RD)`:
+    /// end of file once its reading half was shut, else ENOTCONN.
+    pub(super) fn listener_read(&self, l: u32) -> KResult<usize> {
+        let listener = self.listener(l);
+        if !listener.open && listener.shutdown & RCV_SHUTDOWN != 0 {
+            return Ok(0);
+        }
+        Err(libc::ENOTCONN)
     }
 
     pub(super) fn listener_addr(&self, l: u32) -> SocketAddr {
@@ -86,6 +99,7 @@ impl Kernel {
             accept_queue: VecDeque::new(),
             syn_queue: VecDeque::new(),
             open: true,
+            shutdown: 0,
         };
         let l = match self.free_listeners.pop() {
             Some(l) => {
@@ -137,7 +151,12 @@ impl Kernel {
     pub(super) fn listener_mask(&self, l: u32) -> u32 {
         let listener = self.listener(l);
         if !listener.open {
-            return OUT | HUP;
+            // `tcp_poll` of a TCP_CLOSE socket with an empty send queue.
+            let mut mask = OUT | HUP;
+            if listener.shutdown & RCV_SHUTDOWN != 0 {
+                mask |= IN | RDHUP;
+            }
+            return mask;
         }
         if listener.accept_queue.is_empty() {
             0
@@ -324,11 +343,16 @@ impl Kernel {
         if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
             return Err(libc::EINVAL);
         }
-        if how != libc::SHUT_WR && self.listener(l).open {
+        let mut result = Ok(());
+        if !self.listener(l).open {
+            // A stopped listener is a TCP_CLOSE socket: the bits are set, ENOTCONN returned.
+            self.listener_mut(l).shutdown |= (how + 1) as u8;
+            result = Err(libc::ENOTCONN);
+        } else if how != libc::SHUT_WR {
             self.listener_stop(l);
         }
         let file = self.listener(l).file;
         self.wake(file, KEY_ALL);
-        Ok(())
+        result
     }
 }

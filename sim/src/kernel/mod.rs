@@ -319,10 +319,17 @@ impl Kernel {
     pub fn dup(&mut self, fd: i32) -> KResult<i32> {
         self.fd_dup(fd)
     }
-    /// `setsockopt(SO_LINGER, {1, 0})` then `close`.
+    /// `setsockopt(SO_LINGER, {1, 0})` then `close`. Like the real adapter, a descriptor that
+    /// is not a socket is closed all the same and the call reports ENOTSOCK.
     pub fn reset(&mut self, fd: i32) -> KResult<()> {
-        self.sock_linger_zero(fd)?;
-        self.fd_close(fd)
+        match self.sock_linger_zero(fd) {
+            Ok(()) => self.fd_close(fd),
+            Err(libc::EBADF) => Err(libc::EBADF),
+            Err(errno) => {
+                let _ = self.fd_close(fd);
+                Err(errno)
+            }
+        }
     }
     /// `eventfd(0, EFD_NONBLOCK)`.
     pub fn eventfd(&mut self) -> KResult<i32> {

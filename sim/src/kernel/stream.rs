@@ -514,7 +514,13 @@ impl Kernel {
             let Some(peer) = sock.peer else { return };
             if sock.snd.is_empty() {
                 if sock.fin_pending && !sock.fin_sent {
-                    self.sock_mut(s).fin_sent = true;
+                    let sock = self.sock_mut(s);
+                    sock.fin_sent = true;
+                    if sock.done {
+                        // LAST_ACK: loopback acknowledges the FIN at once, and the socket
+                        // is closed (`tcp_done`).
+                        sock.state = State::Closed;
+                    }
                     let from = self.sock_ref(s);
                     self.transmit(Segment {
                         from,
@@ -613,14 +619,19 @@ impl Kernel {
                 }
                 let open = self
                     .sock_get(to)
-                    .is_some_and(|t| !t.dead && t.state == State::Established);
-                if !open {
-                    // Nobody to take it: the receiver answers RST (an orphan is destroyed).
+                    .is_some_and(|t| t.state == State::Established);
+                // RFC 1122 (and `tcp_rcv_state_process` in FIN_WAIT1/2): data reaching a
+                // socket that sent its FIN and shut its reading half (SHUT_RD, or close:
+                // an orphan) resets it, and the sender gets an RST too.
+                let aborts = self.sock_get(to).is_some_and(|t| {
+                    t.state == State::Established
+                        && (t.dead || (t.fin_pending && t.shutdown & RCV_SHUTDOWN != 0))
+                });
+                if !open || aborts {
+                    // Nobody to take it: the receiver answers RST.
                     self.recycle(buffer);
-                    if let Some(t) = self.sock_get(to) {
-                        if t.dead {
-                            self.sock_free(to.id);
-                        }
+                    if aborts {
+                        self.tcp_reset(to.id);
                     }
                     if self.sock_alive(from) {
                         self.transmit(Segment {
@@ -647,6 +658,10 @@ impl Kernel {
                 }
                 t.done = true;
                 t.shutdown |= RCV_SHUTDOWN;
+                if t.fin_sent {
+                    // FIN_WAIT2 -> TIME_WAIT: `tcp_time_wait` ends in `tcp_done`.
+                    t.state = State::Closed;
+                }
                 if t.dead {
                     self.sock_maybe_free(to.id);
                 } else {
@@ -678,7 +693,7 @@ impl Kernel {
         let err = match sock.state {
             State::Closed => return,
             State::SynSent => libc::ECONNREFUSED,
-            State::Established if sock.done && !sock.fin_sent => libc::EPIPE,
+            State::Established if sock.done && !sock.fin_pending => libc::EPIPE,
             State::Established => libc::ECONNRESET,
         };
         if sock.state == State::SynSent {

@@ -805,3 +805,81 @@ fn del_of_a_queued_item_unlinks_it() {
          wait p -> f:in",
     );
 }
+
+// ---- found by differential runs against Linux 6.18 (random .ops scripts) ----
+
+/// An eventfd takes writes of exactly 8 bytes; reads need at least 8.
+#[test]
+fn eventfd_write_must_be_eight_bytes() {
+    let mut k = Kernel::default();
+    let e = k.eventfd().unwrap();
+    assert_eq!(k.writev(e, &[&[1u8; 10]]), Err(libc::EINVAL));
+    assert_eq!(k.writev(e, &[&[1u8; 4], &[0u8; 4]]), Ok(8));
+    let mut big = [0u8; 100];
+    assert_eq!(k.read(e, &mut big), Ok(8));
+}
+
+/// RFC 1122 as Linux does it: data reaching a socket that shut both directions (FIN_WAIT
+/// with RCV_SHUTDOWN) resets it (ECONNRESET) and the sender (EPIPE in CLOSE_WAIT); after
+/// that, shutdown says ENOTCONN.
+#[test]
+fn data_to_a_fully_shut_socket_resets_both_ends() {
+    check(
+        "tcp a b -> ok
+         shutdown b rdwr -> ok
+         write a 5000 -> 5000
+         read a 100 -> 0
+         shutdown a rdwr -> ENOTCONN
+         write a 10 -> EPIPE
+         read b 4 -> ECONNRESET
+         drain b -> eof",
+    );
+}
+
+/// `rst` on a descriptor that is not a socket: the adapter's setsockopt fails with
+/// ENOTSOCK and the descriptor is closed all the same.
+#[test]
+fn rst_of_a_non_socket_closes_it() {
+    check(
+        "pipe r w -> ok
+         rst w -> ENOTSOCK
+         write w 1 -> EBADF
+         read r 1 -> 0",
+    );
+}
+
+/// A listener stopped by SHUT_RD is a closed TCP socket: a further shutdown sets its bits
+/// and fails with ENOTCONN, after which it reads EOF and polls IN|HUP.
+#[test]
+fn stopped_listener_is_a_closed_socket() {
+    check(
+        "epoll p -> ok
+         listen l -> ok
+         connect c l -> ok
+         shutdown l rd -> ok
+         read c 1 -> ECONNRESET
+         read l 1 -> ENOTCONN
+         shutdown l rdwr -> ENOTCONN
+         ctl p add l in,et -> ok
+         wait p -> l:in,hup
+         read l 1 -> 0
+         connect d l -> ECONNREFUSED",
+    );
+}
+
+/// An ET instance watching an LT instance is not re-queued by the inner instance's own
+/// scan re-queueing its LT items (6.x `ep_done_scan` wakes waiters, not watchers).
+#[test]
+fn inner_lt_scan_does_not_requeue_an_outer_et_item() {
+    check(
+        "epoll inner -> ok
+         epoll outer -> ok
+         eventfd e -> ok
+         ctl inner add e in -> ok
+         ctl outer add inner in,et -> ok
+         efd_write e 1 -> ok
+         wait outer -> inner:in
+         wait inner -> e:in
+         wait outer -> none",
+    );
+}
