@@ -254,3 +254,69 @@ fn the_cli_exits_0_when_clean_and_2_for_an_unreadable_server_pid() {
     let refused = load::load_cli_with_server_pid(server.addr, 4, 64, 0.2, 2, no_such_pid);
     assert_eq!(refused, ExitCode::from(2));
 }
+
+/// Runs `edgesim load ARGS...` and returns its exit code, stdout and stderr.
+fn edgesim_load(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edgesim"))
+        .arg("load")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    (output.status.code(), stdout, stderr)
+}
+
+#[test]
+fn the_binary_refuses_a_non_loopback_target() {
+    let args = [
+        "--addr",
+        "10.1.2.3:7",
+        "--conns",
+        "1",
+        "--size",
+        "64",
+        "--secs",
+        "0.1",
+    ];
+    let (code, stdout, stderr) = edgesim_load(&args);
+    assert_eq!(code, Some(2), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("only loopback"), "stderr: {stderr}");
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+}
+
+#[test]
+fn the_binary_prints_server_cpu_then_the_summary_last() {
+    let server = EchoServer::start(Echo::Honest);
+    let addr = server.addr.to_string();
+    let pid = std::process::id().to_string();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "4",
+        "--size",
+        "256",
+        "--secs",
+        "0.3",
+        "--pipeline",
+        "3",
+        "--server-pid",
+        &pid,
+    ];
+    let (code, stdout, stderr) = edgesim_load(&args);
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("msgs_per_sec=") && last.ends_with(" errors=0"),
+        "{stdout}"
+    );
+    let before_last = lines[lines.len() - 2];
+    let server_us: f64 = before_last
+        .strip_prefix("server_cpu_us_per_msg=")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    assert!(server_us >= 0.0, "{stdout}");
+}
