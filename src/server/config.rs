@@ -235,6 +235,10 @@ pub struct ServerConfig {
     pub read_buffer_bytes: usize,
     /// Edge modes: bytes read from one connection per turn before it is re-queued.
     pub read_budget_bytes: usize,
+    /// Edge modes: `read` calls on one connection per turn before it is re-queued. Bytes
+    /// alone are not enough: with small messages and a fast peer every read returns a few
+    /// bytes and one connection could keep its loop for thousands of round trips.
+    pub reads_per_turn_max: usize,
     /// Edge modes: bytes written to one connection per turn before it is re-queued.
     pub write_budget_bytes: usize,
     /// Unconsumed input kept per connection; reading pauses while it is full.
@@ -274,6 +278,7 @@ impl Default for ServerConfig {
             trigger: Trigger::Edge,
             read_buffer_bytes: 64 * 1024,
             read_budget_bytes: 256 * 1024,
+            reads_per_turn_max: 16,
             write_budget_bytes: 256 * 1024,
             inbound_bytes_max: 256 * 1024,
             outbound_bytes_max: 64 * 1024,

@@ -43,6 +43,8 @@ pub(crate) struct Conn<S> {
     pub(crate) rewrite_queued: bool,
     /// When the connection last paused for backpressure or made write progress while paused.
     pub(crate) paused_since: Option<Duration>,
+    /// The connection is in the loop's list of paused connections (at most once).
+    pub(crate) in_paused_list: bool,
     /// Backpressure was overridden after the grace period: read up to the hard limit.
     pub(crate) overdrive: bool,
     /// The spare input buffer a worker job returned, reused by the next job.
@@ -71,6 +73,7 @@ impl<S> Conn<S> {
             reread_queued: false,
             rewrite_queued: false,
             paused_since: None,
+            in_paused_list: false,
             overdrive: false,
             job_buffer: Vec::new(),
             dup: None,

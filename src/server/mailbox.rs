@@ -8,7 +8,7 @@
 
 use super::handler::ConnHandle;
 use super::waker::Waker;
-use crate::os::{Errno, Fd, Os, OsMutex};
+use crate::os::{Errno, Fd, Os, OsAtomic, OsMutex};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -51,6 +51,10 @@ pub(crate) struct Mailbox<O: Os, S: Send + 'static> {
     os: O,
     queues: O::Mutex<Queues<S>>,
     waker: Waker<O>,
+    /// Tasks queued and not yet taken, so the loop can look without taking the lock. It is
+    /// raised under the lock before the wakeup, so a loop that resets its wake flag and
+    /// then reads zero here is sure to be woken by the eventfd (see `waker.rs`).
+    queued: O::Atomic,
     /// Open connections of this loop, for least-connections balancing.
     conns: O::Atomic,
 }
@@ -65,6 +69,7 @@ impl<O: Os, S: Send + 'static> Mailbox<O, S> {
                 closed: false,
             }),
             waker: Waker::new(os)?,
+            queued: os.atomic(0),
             conns: os.atomic(0),
         })
     }
@@ -88,6 +93,7 @@ impl<O: Os, S: Send + 'static> Mailbox<O, S> {
             } else {
                 queues.normal.push_back(task);
             }
+            self.queued.fetch_add(1);
             // Waking under the lock means `shut` (which takes the same lock) cannot close
             // the eventfd between the push and the write, so a late producer never writes to
             // a descriptor number that something else has reused.
@@ -98,17 +104,21 @@ impl<O: Os, S: Send + 'static> Mailbox<O, S> {
 
     /// Whether any task is queued.
     pub(crate) fn has_tasks(&self) -> bool {
-        self.queues
-            .lock(|queues| !queues.urgent.is_empty() || !queues.normal.is_empty())
+        self.queued.load() != 0
     }
 
     /// Moves every urgent task and up to `normal_max` normal ones into `out`; returns
     /// whether normal tasks were left behind.
     pub(crate) fn take(&self, out: &mut VecDeque<Task<S>>, normal_max: usize) -> bool {
+        if self.queued.load() == 0 {
+            return false;
+        }
         self.queues.lock(|queues| {
+            let n_urgent = queues.urgent.len();
             out.extend(queues.urgent.drain(..));
-            let n = queues.normal.len().min(normal_max);
-            out.extend(queues.normal.drain(..n));
+            let n_normal = queues.normal.len().min(normal_max);
+            out.extend(queues.normal.drain(..n_normal));
+            self.queued.fetch_sub((n_urgent + n_normal) as u64);
             !queues.normal.is_empty()
         })
     }

@@ -45,6 +45,9 @@ mod reactor;
 mod waker;
 mod worker;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{Balance, Flaw, HandlerKind, Model, ServerConfig, Trigger, UnknownName};
 pub use handler::{
     fnv1a, ConnHandle, ConnInfo, Ctx, EchoHandler, FrameHandler, FrameState, Handler, FNV_OFFSET,

@@ -287,6 +287,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
 
     fn read_ready(&mut self, token: Token, limit: ReadLimit) {
         let mut total_bytes = 0usize;
+        let mut n_reads = 0usize;
         loop {
             let Some(conn) = self.conns.get(token, false) else {
                 return;
@@ -312,6 +313,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
                 }
                 Ok(n) => {
                     total_bytes += n;
+                    n_reads += 1;
                     self.deliver(token, Input::ReadBuffer(n));
                 }
                 Err(Errno::EAGAIN) => return,
@@ -325,7 +327,10 @@ impl<O: Os, H: Handler> Reactor<O, H> {
                 ReadLimit::Once => return,
                 // Flaw `read-once`: stops with bytes possibly left and no edge to come.
                 ReadLimit::Budget if self.flaw(Flaw::ReadOnce) => return,
-                ReadLimit::Budget if total_bytes >= self.cfg.read_budget_bytes => {
+                ReadLimit::Budget
+                    if total_bytes >= self.cfg.read_budget_bytes
+                        || n_reads >= self.cfg.reads_per_turn_max =>
+                {
                     // Fairness: other connections get their turn, and the synthetic re-read
                     // stands in for the edge that will not come (netty R1, gnet PR 599).
                     if !self.flaw(Flaw::BudgetNoRequeue) {
@@ -521,82 +526,97 @@ impl<O: Os, H: Handler> Reactor<O, H> {
     /// Brings a connection in line with its state: closes it if it is finished, resumes or
     /// pauses reading, and sets its epoll interest.
     fn refresh(&mut self, token: Token) {
-        let cfg = Arc::clone(&self.cfg);
+        /// What `refresh` must do once it no longer borrows the connection.
+        enum After {
+            Nothing,
+            Close,
+            Reread,
+            Modify(Fd, Events),
+        }
+        let cfg = &*self.cfg;
         let Some(conn) = self.conns.get(token, false) else {
             return;
         };
         let finished = (conn.eof || conn.closing) && conn.outbound.is_empty() && !conn.in_flight;
-        if finished || conn.outbound.len() >= cfg.outbound_hard_bytes_max {
-            self.close(token);
-            return;
-        }
-        if conn.overdrive && conn.outbound.len() < cfg.outbound_bytes_max {
-            conn.overdrive = false;
-        }
-        let backpressured = !conn.overdrive && conn.outbound.len() >= cfg.outbound_bytes_max;
-        if !backpressured {
-            conn.paused_since = None;
-        } else if conn.paused_since.is_none() {
-            conn.paused_since = Some(self.os.now());
-            self.paused.push(token);
-        }
-        let want_read = Self::can_read(&cfg, conn);
-        let resume_read = want_read && conn.read_blocked;
-        if resume_read {
-            conn.read_blocked = false;
-        }
-        let want_write = !conn.outbound.is_empty();
-        let read_interest = if want_read {
-            Events::IN | Events::RDHUP
+        let after = if finished || conn.outbound.len() >= cfg.outbound_hard_bytes_max {
+            After::Close
         } else {
-            Events::NONE
-        };
-        match cfg.trigger {
-            Trigger::Edge => {
+            if conn.overdrive && conn.outbound.len() < cfg.outbound_bytes_max {
+                conn.overdrive = false;
+            }
+            let backpressured = !conn.overdrive && conn.outbound.len() >= cfg.outbound_bytes_max;
+            if !backpressured {
+                conn.paused_since = None;
+            } else if conn.paused_since.is_none() {
+                conn.paused_since = Some(self.os.now());
+                if !conn.in_paused_list {
+                    conn.in_paused_list = true;
+                    self.paused.push(token);
+                }
+            }
+            let want_read = Self::can_read(cfg, conn);
+            let resume_read = want_read && conn.read_blocked;
+            if resume_read {
+                conn.read_blocked = false;
+            }
+            let want_write = !conn.outbound.is_empty();
+            let read_interest = if want_read {
+                Events::IN | Events::RDHUP
+            } else {
+                Events::NONE
+            };
+            match cfg.trigger {
                 // Registered once for everything; only the synthetic re-read is needed,
                 // because the bytes that were left behind will not raise another edge.
-                if resume_read {
-                    self.queue_local(Local::Read(token));
-                }
-            }
-            Trigger::Level => {
-                let mut desired = read_interest;
-                // Flaw `lt-out-always`: EPOLLOUT kept with nothing to write reports a
-                // writable socket on every wait: a busy loop.
-                if (want_write || cfg.has(Flaw::LtOutAlways)) && !cfg.has(Flaw::NoEpollout) {
-                    desired |= Events::OUT;
-                }
-                if desired != conn.interest {
-                    conn.interest = desired;
-                    let fd = conn.fd;
-                    self.modify(token, fd, desired);
-                }
-            }
-            Trigger::EdgeOneshot => {
-                let mut desired = read_interest;
-                if want_write && !cfg.has(Flaw::NoEpollout) {
-                    desired |= Events::OUT;
-                }
-                if !conn.armed && cfg.has(Flaw::OneshotOneDirection) {
-                    // Flaw: re-arming only what fired strands the other direction (R11).
-                    let mut fired = Events::NONE;
-                    if conn.fired.contains(Events::IN) {
-                        fired |= Events::IN | Events::RDHUP;
+                Trigger::Edge if resume_read => After::Reread,
+                Trigger::Edge => After::Nothing,
+                Trigger::Level => {
+                    let mut desired = read_interest;
+                    // Flaw `lt-out-always`: EPOLLOUT kept with nothing to write reports a
+                    // writable socket on every wait: a busy loop.
+                    if (want_write || cfg.has(Flaw::LtOutAlways)) && !cfg.has(Flaw::NoEpollout) {
+                        desired |= Events::OUT;
                     }
-                    if conn.fired.contains(Events::OUT) {
-                        fired |= Events::OUT;
+                    if desired != conn.interest {
+                        conn.interest = desired;
+                        After::Modify(conn.fd, desired)
+                    } else {
+                        After::Nothing
                     }
-                    desired = desired & fired;
                 }
-                // Flaw `oneshot-no-rearm`: a disarmed registration stays disarmed.
-                let rearm_allowed = !cfg.has(Flaw::OneshotNoRearm);
-                if rearm_allowed && (!conn.armed || desired != conn.interest) {
-                    conn.interest = desired;
-                    conn.armed = true;
-                    let fd = conn.fd;
-                    self.modify(token, fd, desired | Events::ET | Events::ONESHOT);
+                Trigger::EdgeOneshot => {
+                    let mut desired = read_interest;
+                    if want_write && !cfg.has(Flaw::NoEpollout) {
+                        desired |= Events::OUT;
+                    }
+                    if !conn.armed && cfg.has(Flaw::OneshotOneDirection) {
+                        // Flaw: re-arming only what fired strands the other direction (R11).
+                        let mut fired = Events::NONE;
+                        if conn.fired.contains(Events::IN) {
+                            fired |= Events::IN | Events::RDHUP;
+                        }
+                        if conn.fired.contains(Events::OUT) {
+                            fired |= Events::OUT;
+                        }
+                        desired = desired & fired;
+                    }
+                    // Flaw `oneshot-no-rearm`: a disarmed registration stays disarmed.
+                    let rearm_allowed = !cfg.has(Flaw::OneshotNoRearm);
+                    if rearm_allowed && (!conn.armed || desired != conn.interest) {
+                        conn.interest = desired;
+                        conn.armed = true;
+                        After::Modify(conn.fd, desired | Events::ET | Events::ONESHOT)
+                    } else {
+                        After::Nothing
+                    }
                 }
             }
+        };
+        match after {
+            After::Nothing => {}
+            After::Close => self.close(token),
+            After::Reread => self.queue_local(Local::Read(token)),
+            After::Modify(fd, interest) => self.modify(token, fd, interest),
         }
     }
 
@@ -817,6 +837,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
                 continue;
             };
             let Some(since) = conn.paused_since else {
+                conn.in_paused_list = false;
                 continue;
             };
             if now.saturating_sub(since) >= grace {
@@ -825,6 +846,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
                 // Reading again, up to the hard limit, breaks that deadlock.
                 conn.overdrive = true;
                 conn.paused_since = None;
+                conn.in_paused_list = false;
                 self.refresh(token);
             } else {
                 self.paused.push(token);
