@@ -385,8 +385,14 @@ impl Kernel {
         }
     }
 
-    /// The reader freed receive space: the peer sends what waited for the window.
+    /// The reader freed receive space: the peer sends what waited for the window. A reader
+    /// whose receiving half is shut sends no window update (`tcp_cleanup_rbuf` skips it
+    /// under RCV_SHUTDOWN), so after SHUT_RD the sender's queued bytes stay where they are
+    /// and the reader sees end of file, not a reset.
     fn tcp_window_opened(&mut self, s: u32) {
+        if self.sock(s).shutdown & RCV_SHUTDOWN != 0 {
+            return;
+        }
         if let Some(peer) = self.sock(s).peer {
             if self.sock_alive(peer) {
                 self.tcp_push(peer.id);

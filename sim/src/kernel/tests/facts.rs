@@ -883,3 +883,16 @@ fn inner_lt_scan_does_not_requeue_an_outer_et_item() {
          wait outer -> none",
     );
 }
+
+/// A reader that shut its receiving half sends no window update: after a fill it reads
+/// what it holds, then end of file; the sender's queued bytes never come (no reset).
+#[test]
+fn shut_rd_reader_sends_no_window_update() {
+    check(
+        "tcp a b -> ok
+         fill b -> some
+         shutdown a rdwr -> ok
+         drain a -> some,eof
+         read a 4 -> 0",
+    );
+}
