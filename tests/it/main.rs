@@ -4,3 +4,4 @@ mod real_os;
 mod conform;
 mod snap;
 mod server_real;
+mod determinism;

@@ -1,0 +1,94 @@
+//! Determinism: one seed gives one trace, in this process and in another one, and `explore`
+//! finds the same failing seeds whatever the number of jobs.
+
+use edgesim::runner::{explore, run_sim};
+use edgesim::scenario::Scenario;
+use std::process::Command;
+
+/// Seeds the cross-process check covers.
+const SEEDS: u64 = 200;
+/// Set in the child process that prints trace hashes.
+const CHILD_ENV: &str = "EDGESIM_DETERMINISM_CHILD";
+
+fn bench_echo() -> Scenario {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench-echo.toml");
+    edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario parses")
+}
+
+/// One line per seed: `hash`, the seed, the verdict and the hash of every trace record.
+fn trace_hashes() -> String {
+    let scenario = bench_echo();
+    (0..SEEDS)
+        .map(|seed| {
+            let result = run_sim(&scenario, seed, false);
+            format!(
+                "hash {seed} {} {:016x}\n",
+                result.verdict.name(),
+                result.trace_hash
+            )
+        })
+        .collect()
+}
+
+/// Runs this test alone in a fresh process and returns what it printed.
+fn child_hashes() -> String {
+    let output = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "determinism::same_seeds_same_traces_in_two_processes",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("the child runs");
+    assert!(output.status.success(), "the child failed: {output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    stdout
+        .lines()
+        .filter_map(|line| line.find("hash ").map(|at| format!("{}\n", &line[at..])))
+        .collect()
+}
+
+#[test]
+fn same_seeds_same_traces_in_two_processes() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        print!("{}", trace_hashes());
+        return;
+    }
+    let first = child_hashes();
+    let second = child_hashes();
+    assert_eq!(first.lines().count() as u64, SEEDS);
+    assert_eq!(first, second, "two processes disagree");
+    assert_eq!(
+        first,
+        trace_hashes(),
+        "this process disagrees with the children"
+    );
+}
+
+#[test]
+fn a_kept_trace_is_identical_text_on_replay() {
+    let scenario = bench_echo();
+    let first = run_sim(&scenario, 7, true);
+    let second = run_sim(&scenario, 7, true);
+    assert!(!first.trace.is_empty());
+    assert_eq!(first.trace, second.trace);
+    assert_eq!(first.summary(), second.summary());
+    let unobserved = run_sim(&scenario, 7, false);
+    assert_eq!(
+        first.trace_hash, unobserved.trace_hash,
+        "keeping the trace and watching for hazards do not change the run"
+    );
+}
+
+#[test]
+fn explore_finds_the_same_failures_with_one_or_two_jobs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/read-once.toml");
+    let scenario = edgesim::scenario::load(path.as_ref()).expect("parses");
+    let seeds: Vec<u64> = (0..60).collect();
+    let one = explore(&scenario, &seeds, 1, &|| {});
+    let two = explore(&scenario, &seeds, 2, &|| {});
+    assert_eq!(one.failures, two.failures);
+    assert_eq!(one.explored, 60);
+}
