@@ -89,7 +89,10 @@ pub fn epoll_create() -> KResult<i32> {
 
 /// `epoll_ctl`; `op` is `libc::EPOLL_CTL_*`.
 pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> KResult<()> {
-    let args = [i64::from(fd), i64::from(op) << 32 | i64::from(events)];
+    let args = [
+        i64::from(epfd) << 32 | i64::from(fd),
+        i64::from(op) << 32 | i64::from(events),
+    ];
     call(Op::EpollCtl, args, |k| {
         k.epoll_ctl(epfd, op, fd, events, data)
     })

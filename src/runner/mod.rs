@@ -12,7 +12,7 @@ use crate::os::{RealOs, SimOs};
 use crate::scenario::{Scenario, Verdict};
 use crate::workload::{ClientError, Progress};
 use sim::kernel::Config;
-use sim::sched::{derive_seed, Hazard, Outcome, WorldConfig};
+use sim::sched::{derive_seed, Hazard, Outcome, Record, WorldConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -144,7 +144,11 @@ pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
         }
         Outcome::Finished => finished(&report, driven.unwrap_or_default()),
     };
-    let trace = trace_tail(&report.trace);
+    let trace = if keep_trace {
+        trace_tail(&report)
+    } else {
+        Vec::new()
+    };
     RunResult {
         verdict,
         seed,
@@ -189,10 +193,26 @@ fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String
     (Verdict::Pass, Vec::new())
 }
 
-fn trace_tail(trace: &sim::sched::Trace) -> Vec<String> {
-    let records = trace.records();
-    let start = records.len().saturating_sub(TRACE_LINES_MAX);
-    records[start..].iter().map(|r| r.to_string()).collect()
+/// The thread legend, then the last [`TRACE_LINES_MAX`] calls and events (switches are in
+/// the hash but not printed: each line names its thread).
+fn trace_tail(report: &sim::sched::Report) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .threads
+        .iter()
+        .map(|t| format!("thread t{} = {}", t.tid, t.name))
+        .collect();
+    let shown: Vec<&Record> = report
+        .trace
+        .records()
+        .iter()
+        .filter(|r| !matches!(r, Record::Switch { .. }))
+        .collect();
+    let start = shown.len().saturating_sub(TRACE_LINES_MAX);
+    if start > 0 {
+        lines.push(format!("... {start} earlier records not shown"));
+    }
+    lines.extend(shown[start..].iter().map(|r| r.to_string()));
+    lines
 }
 
 /// Runs `scenario` on Linux over loopback with real threads. A client that sees no progress

@@ -221,7 +221,79 @@ pub fn errno_name(errno: i32) -> String {
     name.to_string()
 }
 
-/// Prints a record as one trace line, e.g. `   212 t3 read(7,16384) = EAGAIN`.
+/// The names of the epoll bits set in `events` (`in,out,rdhup,et`), or `-` for none.
+pub fn events_name(events: u32) -> String {
+    const NAMES: [(i32, &str); 9] = [
+        (libc::EPOLLIN, "in"),
+        (libc::EPOLLPRI, "pri"),
+        (libc::EPOLLOUT, "out"),
+        (libc::EPOLLERR, "err"),
+        (libc::EPOLLHUP, "hup"),
+        (libc::EPOLLRDHUP, "rdhup"),
+        (libc::EPOLLET, "et"),
+        (libc::EPOLLONESHOT, "oneshot"),
+        (libc::EPOLLEXCLUSIVE, "exclusive"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| events & (*bit as u32) != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The arguments of a call as the trace shows them.
+fn call_args(op: Op, args: [i64; 2]) -> String {
+    let [a, b] = args;
+    match op {
+        Op::EpollCtl => {
+            let ctl = match (b >> 32) as i32 {
+                libc::EPOLL_CTL_ADD => "add",
+                libc::EPOLL_CTL_MOD => "mod",
+                libc::EPOLL_CTL_DEL => "del",
+                _ => "?",
+            };
+            format!(
+                "{}, {ctl}, {}, {}",
+                a >> 32,
+                a as i32,
+                events_name(b as u32)
+            )
+        }
+        Op::Shutdown => {
+            let how = match b as i32 {
+                libc::SHUT_RD => "rd",
+                libc::SHUT_WR => "wr",
+                _ => "rdwr",
+            };
+            format!("{a}, {how}")
+        }
+        Op::Atomic => {
+            let what = ["load", "store", "swap", "cas", "add", "sub"];
+            let name = what.get(a as usize).copied().unwrap_or("?");
+            if name == "load" {
+                name.to_string()
+            } else {
+                format!("{name} {b}")
+            }
+        }
+        Op::Lock => format!("#{a}"),
+        Op::Listen => format!("port {a}, backlog {b}"),
+        Op::Connect => format!("port {a}"),
+        _ => args
+            .iter()
+            .filter(|&&x| x != -1)
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Prints a record as one trace line, e.g. `    212 t3 read(7, 16384) = EAGAIN`.
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -232,13 +304,12 @@ impl fmt::Display for Record {
                 args,
                 ret,
             } => {
-                write!(f, "{step:>7} t{tid} {}(", op.name())?;
-                let shown: Vec<String> = args
-                    .iter()
-                    .filter(|&&a| a != -1)
-                    .map(|a| a.to_string())
-                    .collect();
-                write!(f, "{}) = ", shown.join(","))?;
+                write!(
+                    f,
+                    "{step:>7} t{tid} {}({}) = ",
+                    op.name(),
+                    call_args(op, args)
+                )?;
                 if ret < 0 {
                     f.write_str(&errno_name(-ret as i32))
                 } else {
@@ -246,7 +317,11 @@ impl fmt::Display for Record {
                 }
             }
             Record::Event { events, token } => {
-                write!(f, "          event token={token:#x} events={events:#x}")
+                write!(
+                    f,
+                    "          event token {token:#x}: {}",
+                    events_name(events)
+                )
             }
             Record::Fault { step, tid, what } => write!(f, "{step:>7} t{tid} fault {what}"),
             Record::Switch { step, to } => write!(f, "{step:>7} -> t{to}"),
