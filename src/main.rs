@@ -144,8 +144,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a line to stdout; a closed pipe (`edgesim run ... | head`) ends the output quietly
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("edgesim: {message}");
+    esay!("edgesim: {message}");
     ExitCode::from(2)
 }
 
@@ -194,28 +203,28 @@ fn report(
 ) -> ExitCode {
     if trace {
         for line in &result.trace {
-            println!("{line}");
+            say!("{line}");
         }
     }
     for line in &result.diagnosis {
-        println!("{line}");
+        say!("{line}");
     }
     if result.verdict != scenario.expect {
-        println!(
+        say!(
             "expected verdict {}, got {}",
             scenario.expect.name(),
             result.verdict.name()
         );
     }
     if result.verdict != Verdict::Pass && backend == Backend::Sim {
-        println!("SEED={}", result.seed);
-        println!(
+        say!("SEED={}", result.seed);
+        say!(
             "replay: edgesim run {} --seed {} --trace",
             path.display(),
             result.seed
         );
     }
-    println!("{}", result.summary());
+    say!("{}", result.summary());
     if result.verdict == Verdict::Pass {
         ExitCode::SUCCESS
     } else {
@@ -254,16 +263,16 @@ fn explore_cli(path: &Path, seeds: &str, jobs: usize, shard_spec: Option<&str>) 
     let explored = explore(&scenario, &seeds, jobs, &|| bar.inc(1));
     bar.finish_and_clear();
     for (seed, verdict) in explored.failures.iter().take(20) {
-        println!("seed {seed}: {}", verdict.name());
+        say!("seed {seed}: {}", verdict.name());
     }
     if let Some((seed, _)) = explored.failures.first() {
-        println!("SEED={seed}");
-        println!(
+        say!("SEED={seed}");
+        say!(
             "replay: edgesim run {} --seed {seed} --trace",
             path.display()
         );
     }
-    println!("{}", explored.summary());
+    say!("{}", explored.summary());
     ExitCode::SUCCESS
 }
 
