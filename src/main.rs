@@ -154,7 +154,7 @@ macro_rules! say {
 }
 
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
-    esay!("edgesim: {message}");
+    eprintln!("edgesim: {message}");
     ExitCode::from(2)
 }
 
