@@ -176,3 +176,67 @@ impl Kernel {
         self.net.len()
     }
 }
+
+impl Kernel {
+    /// Checks the kernel's internal invariants (tests only): every watcher names a live
+    /// item that points back at its file, ready lists hold exactly the linked live items,
+    /// socket peers and descriptors agree.
+    #[cfg(test)]
+    pub(super) fn assert_invariants(&self) {
+        for (file_id, file) in self.files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            assert!(file.refs > 0, "file {file_id} without descriptors");
+            for w in &file.watchers {
+                let item = &self.ep(w.ep).items[w.item as usize];
+                assert!(item.live, "watcher of a dead item");
+                assert_eq!(item.file as usize, file_id, "item points elsewhere");
+            }
+        }
+        for (ep_id, ep) in self.eps.iter().enumerate() {
+            let Some(ep) = ep else { continue };
+            let linked = ep.items.iter().filter(|i| i.live && i.on_list).count();
+            assert_eq!(
+                linked,
+                ep.ready.len(),
+                "epoll {ep_id}: ready list and flags differ"
+            );
+            for &item in &ep.ready {
+                assert!(ep.items[item as usize].live && ep.items[item as usize].on_list);
+            }
+            for (item_id, item) in ep.items.iter().enumerate().filter(|(_, i)| i.live) {
+                let hooked = self
+                    .file(item.file)
+                    .watchers
+                    .iter()
+                    .any(|w| w.ep == ep_id as u32 && w.item == item_id as u32);
+                assert!(hooked, "item not on its file's wait queue");
+            }
+        }
+        let mut refs = vec![0u32; self.files.len()];
+        for file in self.fds.iter().flatten() {
+            refs[*file as usize] += 1;
+        }
+        for (file_id, file) in self.files.iter().enumerate() {
+            if let Some(file) = file {
+                assert_eq!(file.refs, refs[file_id], "refcount of file {file_id}");
+            }
+        }
+        for (id, sock) in self.socks.iter().enumerate().filter(|(_, s)| s.live) {
+            if let Some(file) = sock.file {
+                assert_eq!(
+                    self.file(file).obj,
+                    Obj::Sock(id as u32),
+                    "socket {id} and its file disagree"
+                );
+            }
+            assert!(
+                sock.file.is_some()
+                    || sock.dead
+                    || sock.listener.is_some()
+                    || sock.state == State::Closed
+                    || sock.proto == Proto::Tcp,
+                "unix socket {id} leaked"
+            );
+        }
+    }
+}

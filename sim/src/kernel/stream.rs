@@ -513,7 +513,8 @@ impl Kernel {
     pub(super) fn tcp_push(&mut self, s: u32) {
         // Each pass sends at least one byte or stops, so the queue bounds the loop.
         loop {
-            let sock = self.sock(s);
+            // A delivery inside the previous pass may have freed the socket.
+            let sock = &self.socks[s as usize];
             if !sock.live || sock.state != State::Established {
                 return;
             }
@@ -737,7 +738,7 @@ impl Kernel {
     /// Frees an orphan once it has nothing left to do: reset, or its FIN sent and the peer's
     /// FIN received (or the peer gone).
     pub(super) fn sock_maybe_free(&mut self, s: u32) {
-        let sock = self.sock(s);
+        let sock = &self.socks[s as usize];
         if !sock.live || !sock.dead {
             return;
         }
@@ -885,7 +886,7 @@ impl Kernel {
                 payload: Payload::Rst,
             });
         }
-        if self.sock(s).live {
+        if self.socks[s as usize].live {
             self.sock_free(s);
         }
     }
