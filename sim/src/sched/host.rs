@@ -53,6 +53,8 @@ pub struct Report {
     pub kernel: crate::kernel::Kernel,
     /// Hazards found (empty unless the run observed them).
     pub hazards: Vec<super::Hazard>,
+    /// The decisions the run took, when it recorded or replayed them.
+    pub decisions: Option<super::Decisions>,
 }
 
 type Thread = Coroutine<(), (), ()>;
@@ -116,9 +118,11 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
             }
         }
     };
-    with_world(|w| {
+    // The report describes the world as the run left it, before anything unwinds.
+    let threads = with_world(|w| {
         w.tearing_down = true;
         w.current = None;
+        w.thread_infos()
     });
     // Dropping a suspended coroutine unwinds its stack; calls made by destructors on the way
     // see `tearing_down` and never switch. Each one unwinds as the current thread, so that
@@ -146,10 +150,11 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         now_ns: world.now_ns,
         idle_ns: world.idle_ns,
         switches: SWITCHES.with(|s| s.get()),
-        threads: world.thread_infos(),
+        threads,
         trace: world.trace,
         kernel: world.kernel,
         hazards,
+        decisions: world.decider.take().map(|decider| decider.taken),
     }
 }
 

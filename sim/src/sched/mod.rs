@@ -11,6 +11,7 @@
 //! `Sync` without locks, and one OS thread can run one world at a time (`explore --jobs N`
 //! runs N worlds on N OS threads).
 
+mod decisions;
 mod host;
 mod observe;
 mod seed;
@@ -18,12 +19,13 @@ mod strategy;
 mod trace;
 mod world;
 
+pub use decisions::Decisions;
 pub use host::{run, Outcome, Report};
 pub use observe::Hazard;
 pub use seed::derive_seed;
 pub use strategy::Strategy;
 pub use trace::{Op, Record, Trace};
-pub use world::{Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
+pub use world::{in_world, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
 
 pub(crate) use host::{block, preempt};
 pub(crate) use world::{with_world, Wake};

@@ -1,6 +1,6 @@
 //! Scheduler tests: determinism from the seed, the strategies, and the blocking primitives.
 
-use super::{run, Outcome, Strategy, WorldConfig};
+use super::{run, Decisions, Outcome, Strategy, WorldConfig};
 use crate::sync::{Atomic, Mutex};
 use crate::sys;
 use std::cell::Cell;
@@ -261,4 +261,49 @@ fn an_undrained_edge_left_behind_is_a_hazard_at_the_step_it_happens() {
     let drained = run(observed, et_reader(usize::MAX));
     assert_eq!(drained.outcome, Outcome::Finished);
     assert!(drained.hazards.is_empty(), "{:?}", drained.hazards);
+}
+
+#[test]
+fn recording_decisions_changes_nothing_and_replaying_them_reproduces_the_run() {
+    let plain = run(config(7), racy_program);
+    let recorded = run(
+        WorldConfig {
+            record_decisions: true,
+            ..config(7)
+        },
+        racy_program,
+    );
+    assert_eq!(plain.trace.hash(), recorded.trace.hash());
+    let log = recorded.decisions.expect("a recording run returns its log");
+    assert!(!log.picks.is_empty(), "a random walk preempts");
+    // The log goes through its text form, as `shrink` writes it and `run --decisions` reads it.
+    let log = Decisions::parse(&log.to_string()).expect("the printed log parses");
+    let replayed = run(
+        WorldConfig {
+            replay: Some(log.clone()),
+            ..config(7)
+        },
+        racy_program,
+    );
+    assert_eq!(replayed.trace.records(), recorded.trace.records());
+    assert_eq!(replayed.decisions, Some(log));
+}
+
+#[test]
+fn an_empty_log_replays_without_preemption() {
+    let replayed = run(
+        WorldConfig {
+            replay: Some(Decisions::default()),
+            ..config(7)
+        },
+        racy_program,
+    );
+    assert_eq!(replayed.outcome, Outcome::Finished);
+    let log = replayed.decisions.expect("a replay returns its log");
+    assert!(
+        log.picks.is_empty(),
+        "the default rule never departs from itself"
+    );
+    // Without preemption each thread runs until it blocks or ends: main, then each worker.
+    assert!(replayed.switches < 10, "{} switches", replayed.switches);
 }

@@ -40,6 +40,11 @@ pub struct WorldConfig {
     /// Watch for hazards (an edge-triggered readiness left undrained when its thread blocks
     /// again). Observing reads kernel state only, so it does not change the run.
     pub observe: bool,
+    /// Record every scheduling decision and fault draw that departs from the default rule
+    /// (see [`super::Decisions`]); the report carries the log.
+    pub record_decisions: bool,
+    /// Take decisions from this log instead of the random streams (implies recording).
+    pub replay: Option<super::Decisions>,
 }
 
 impl Default for WorldConfig {
@@ -54,6 +59,8 @@ impl Default for WorldConfig {
             faults: SchedFaults::default(),
             heal_at_step: None,
             observe: false,
+            record_decisions: false,
+            replay: None,
         }
     }
 }
@@ -139,6 +146,8 @@ pub(crate) struct World {
     pub(crate) tearing_down: bool,
     pub(crate) healed: bool,
     pub(crate) observer: Option<super::observe::Observer>,
+    /// Records (and in replay, supplies) decisions; `None` keeps the hot path as it was.
+    pub(crate) decider: Option<Box<super::decisions::Decider>>,
     woken: Vec<u32>,
     next_mutex_id: u64,
 }
@@ -158,6 +167,13 @@ pub(crate) fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
             .expect("a simulated call was made outside edgesim's simulated world");
         f(world)
     })
+}
+
+/// Whether a simulated world is running on the calling OS thread, i.e. whether the caller is
+/// a simulated thread (the host loop runs no user code). Lets code that must work on both
+/// backends, such as edgesim's mio facade, pick the simulator without being told.
+pub fn in_world() -> bool {
+    WORLD.with(|cell| cell.try_borrow().map_or(true, |guard| guard.is_some()))
 }
 
 pub(crate) fn install(world: World) {
@@ -200,6 +216,8 @@ impl World {
             tearing_down: false,
             healed: false,
             observer: config.observe.then(super::observe::Observer::default),
+            decider: (config.record_decisions || config.replay.is_some())
+                .then(|| Box::new(super::decisions::Decider::new(config.replay.clone()))),
             woken: Vec::new(),
             next_mutex_id: 1,
             config,
@@ -276,9 +294,22 @@ impl World {
         }
         let current = self.current;
         let step = self.step;
-        let next = self
-            .picker
-            .pick(&self.runnable, current, step, &mut self.sched_rng);
+        let next = match self.decider.as_mut() {
+            None => self
+                .picker
+                .pick(&self.runnable, current, step, &mut self.sched_rng),
+            Some(decider) => {
+                let default = super::decisions::Decider::default_pick(&self.runnable, current);
+                let chosen = if decider.replaying() {
+                    decider.replayed_pick(&self.runnable).unwrap_or(default)
+                } else {
+                    self.picker
+                        .pick(&self.runnable, current, step, &mut self.sched_rng)
+                };
+                decider.note_pick(chosen, default);
+                chosen
+            }
+        };
         if Some(next) != current {
             self.trace.push(Record::Switch { step, to: next });
         }
@@ -318,7 +349,18 @@ impl World {
 
     /// Draws a scheduler fault; records it in the trace when it fires.
     pub(crate) fn fault(&mut self, p: f64, what: &'static str) -> bool {
-        let fired = chance(&mut self.fault_rng, p);
+        let fired = match self.decider.as_mut() {
+            None => chance(&mut self.fault_rng, p),
+            Some(decider) => {
+                let fired = if decider.replaying() {
+                    decider.replayed_fault()
+                } else {
+                    chance(&mut self.fault_rng, p)
+                };
+                decider.note_fault(fired);
+                fired
+            }
+        };
         if fired {
             let (step, tid) = (self.step, self.current_tid());
             self.trace.push(Record::Fault { step, tid, what });
