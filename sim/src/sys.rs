@@ -67,6 +67,10 @@ fn encode<T: TraceValue>(result: &KResult<T>) -> i64 {
     }
 }
 
+/// What every kernel call returns once the run is over and the remaining threads unwind:
+/// their destructors must not change the kernel the checkers are about to read.
+const TORN_DOWN: Errno = libc::ESHUTDOWN;
+
 /// One kernel call: preempt, call, collect wakeups, record.
 fn call<T: TraceValue>(
     op: Op,
@@ -75,6 +79,9 @@ fn call<T: TraceValue>(
 ) -> KResult<T> {
     preempt();
     with_world(|w| {
+        if w.tearing_down {
+            return Err(TORN_DOWN);
+        }
         let result = f(&mut w.kernel);
         w.collect_kernel_wakeups();
         w.record(op, args, encode(&result));
@@ -108,6 +115,9 @@ pub fn epoll_wait(
 ) -> KResult<usize> {
     out.clear();
     preempt();
+    if with_world(|w| w.tearing_down) {
+        return Err(TORN_DOWN);
+    }
     let (me, deadline, eintr) = with_world(|w| {
         let eintr = w.config.faults.eintr;
         let eintr = eintr > 0.0 && w.fault(eintr, "eintr");
@@ -237,6 +247,9 @@ pub fn shutdown(fd: i32, how: i32) -> KResult<()> {
 pub fn close(fd: i32) -> KResult<()> {
     preempt();
     with_world(|w| {
+        if w.tearing_down {
+            return Err(TORN_DOWN);
+        }
         w.observe_drained(fd);
         let result = w.kernel.close(fd);
         w.collect_kernel_wakeups();

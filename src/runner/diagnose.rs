@@ -34,7 +34,34 @@ pub fn stall(report: &mut Report) -> Vec<String> {
     for hazard in &report.hazards {
         lines.push(hazard_line(hazard, &threads));
     }
+    let others: Vec<String> = threads
+        .iter()
+        .filter(|t| !t.name.starts_with("client"))
+        .map(|t| format!("t{} {} {}", t.tid, t.name, state_words(t.state)))
+        .collect();
+    lines.push(format!("other threads: {}", others.join("; ")));
     lines
+}
+
+/// A thread's state in words.
+fn state_words(state: ThreadState) -> String {
+    match state {
+        ThreadState::Runnable => "runnable".to_string(),
+        ThreadState::Done => "finished".to_string(),
+        ThreadState::Blocked(block, deadline) => {
+            let what = match block {
+                Block::Epoll(epfd) => format!("in epoll_wait on fd {epfd}"),
+                Block::Sleep => "sleeping".to_string(),
+                Block::Park => "parked".to_string(),
+                Block::Mutex(id) => format!("waiting for lock #{id}"),
+                Block::Join(tid) => format!("joining t{tid}"),
+            };
+            match deadline {
+                Some(ns) => format!("{what} until {:.3} ms", ns as f64 / 1e6),
+                None => what,
+            }
+        }
+    }
 }
 
 fn thread_name(threads: &[ThreadInfo], tid: u32) -> String {

@@ -2,6 +2,7 @@
 //! the end, watch the idle server for a moment, stop it. The simulator and Linux both run
 //! exactly this code.
 
+use crate::netpoll::{EchoServer, NetpollConfig};
 use crate::os::{Os, OsJoin, OsMutex};
 use crate::scenario::Scenario;
 use crate::server::{EchoHandler, Server};
@@ -38,15 +39,10 @@ pub fn drive<O: Os>(
 ) -> Driven {
     let mut driven = Driven::default();
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-    let server = match Server::start(
-        os.clone(),
-        scenario.server.config.clone(),
-        EchoHandler,
-        addr,
-    ) {
+    let server = match Running::start(os, scenario, addr) {
         Ok(server) => server,
         Err(error) => {
-            driven.server_error = Some(error.to_string());
+            driven.server_error = Some(error);
             return driven;
         }
     };
@@ -79,4 +75,48 @@ pub fn drive<O: Os>(
     clients.sort_by_key(|(id, _)| *id);
     driven.clients = clients;
     driven
+}
+
+/// The server under test: the reactor server, or the Go-style netpoll echo server when the
+/// scenario says `model = "netpoll"`.
+enum Running<O: Os> {
+    Reactor(Server<O, EchoHandler>),
+    Netpoll(EchoServer<O>),
+}
+
+impl<O: Os> Running<O> {
+    fn start(os: &O, scenario: &Scenario, addr: SocketAddr) -> Result<Running<O>, String> {
+        if scenario.server.netpoll {
+            let config = NetpollConfig {
+                flaw: scenario.server.netpoll_flaw,
+                idle_timeout: scenario.server.idle_timeout,
+                ..NetpollConfig::default()
+            };
+            return EchoServer::start(os.clone(), config, addr)
+                .map(Running::Netpoll)
+                .map_err(|e| e.to_string());
+        }
+        Server::start(
+            os.clone(),
+            scenario.server.config.clone(),
+            EchoHandler,
+            addr,
+        )
+        .map(Running::Reactor)
+        .map_err(|e| e.to_string())
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Running::Reactor(server) => server.local_addr(),
+            Running::Netpoll(server) => server.local_addr(),
+        }
+    }
+
+    fn stop(self) -> Result<(), String> {
+        match self {
+            Running::Reactor(server) => server.stop(),
+            Running::Netpoll(server) => server.stop(),
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! Running a scenario: in the simulator from a seed (deterministic, with a verdict and a
 //! diagnosis), or on Linux over loopback (bounded in time), through the same driver.
 
-mod diagnose;
+pub(crate) mod diagnose;
 mod drive;
 mod explore;
 
+pub use diagnose::hazard_line;
 pub use drive::{drive, Driven, IDLE_WINDOW};
 pub use explore::{explore, shard, Explored};
 
@@ -90,7 +91,10 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
         keep_trace,
         faults: sim.faults.sched.clone(),
         heal_at_step: Some(heal_step),
-        observe: keep_trace,
+        // The hazard observer expects the thread that takes an edge to read it; the netpoller
+        // hands edges to other threads, so there it would only raise false alarms (the
+        // netpoll diagnosis explains stalls instead).
+        observe: keep_trace && !scenario.server.netpoll,
         ..WorldConfig::default()
     }
 }
@@ -98,7 +102,36 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
 /// Runs `scenario` in the simulator at `seed`. With `keep_trace` the run also records its
 /// trace and watches for hazards (neither changes the run).
 pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
-    let config = world_config(scenario, seed, keep_trace);
+    let options = SimOptions {
+        keep_trace,
+        ..SimOptions::default()
+    };
+    run_sim_report(scenario, seed, &options).0
+}
+
+/// What a simulated run records besides its verdict.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Keep the trace and watch for hazards.
+    pub keep_trace: bool,
+    /// Record the decision log (the report carries it).
+    pub record_decisions: bool,
+    /// Replay this decision log instead of drawing decisions from the seed.
+    pub replay: Option<sim::sched::Decisions>,
+}
+
+/// Runs `scenario` in the simulator at `seed` as [`run_sim`] does, and also returns the
+/// simulator's report (trace records, threads, decision log, the kernel at the end), for the
+/// pictures and the shrinker.
+pub fn run_sim_report(
+    scenario: &Scenario,
+    seed: u64,
+    options: &SimOptions,
+) -> (RunResult, sim::sched::Report) {
+    let keep_trace = options.keep_trace;
+    let mut config = world_config(scenario, seed, keep_trace);
+    config.record_decisions = options.record_decisions;
+    config.replay = options.replay.clone();
     let heal_step = config.heal_at_step.unwrap_or(0);
     let progress = Arc::new(Progress::<SimOs> {
         bytes: sim::sync::Atomic::new(0),
@@ -119,7 +152,13 @@ pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
             Verdict::Crash,
             vec![format!("t{tid} {name} panicked: {message}")],
         ),
-        Outcome::Deadlock => (Verdict::Stall, diagnose::stall(&mut report)),
+        Outcome::Deadlock => {
+            let mut lines = diagnose::stall(&mut report);
+            if scenario.server.netpoll {
+                lines.extend(crate::netpoll::diagnose_stall(&report));
+            }
+            (Verdict::Stall, lines)
+        }
         Outcome::MaxSteps => {
             let quiet_ns = report.now_ns.saturating_sub(progress.last_ns.peek());
             if quiet_ns * 2 < report.now_ns {
@@ -149,7 +188,7 @@ pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
     } else {
         Vec::new()
     };
-    RunResult {
+    let result = RunResult {
         verdict,
         seed,
         steps: report.steps,
@@ -158,13 +197,14 @@ pub fn run_sim(scenario: &Scenario, seed: u64, keep_trace: bool) -> RunResult {
         heal_step,
         trace_hash: report.trace.hash(),
         diagnosis,
-        hazards: report.hazards,
+        hazards: report.hazards.clone(),
         trace,
-    }
+    };
+    (result, report)
 }
 
 /// The verdict of a run whose driver returned.
-fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String>) {
+pub(crate) fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String>) {
     if let Some(error) = driven.server_error {
         return (Verdict::Crash, vec![error]);
     }
@@ -195,7 +235,7 @@ fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String
 
 /// The thread legend, then the last [`TRACE_LINES_MAX`] calls and events (switches are in
 /// the hash but not printed: each line names its thread).
-fn trace_tail(report: &sim::sched::Report) -> Vec<String> {
+pub(crate) fn trace_tail(report: &sim::sched::Report) -> Vec<String> {
     let mut lines: Vec<String> = report
         .threads
         .iter()

@@ -25,6 +25,9 @@ pub struct Scenario {
     pub sim: SimSpec,
     /// The verdict the scenario expects.
     pub expect: Verdict,
+    /// The seed at which the expected verdict is pinned: the seed `run` uses when none is
+    /// given, and the one its snapshot shows.
+    pub seed: u64,
 }
 
 /// Which server, in which configuration.
@@ -35,6 +38,10 @@ pub struct ServerSpec {
     pub config: ServerConfig,
     /// Run the Go-style netpoller instead of the reactor server.
     pub netpoll: bool,
+    /// The netpoller's deliberate flaw (`flaw` under `model = "netpoll"`).
+    pub netpoll_flaw: Option<crate::netpoll::Flaw>,
+    /// The netpoll server's per-connection idle deadline (`idle_timeout_ms`, netpoll only).
+    pub idle_timeout: Option<std::time::Duration>,
     /// The request handler.
     pub handler: HandlerKind,
 }
@@ -44,7 +51,8 @@ impl ServerSpec {
     fn key(&self) -> impl PartialEq + '_ {
         let c = &self.config;
         let shape = (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw);
-        (shape, self.netpoll, self.handler)
+        let netpoll = (self.netpoll, self.netpoll_flaw, self.idle_timeout);
+        (shape, netpoll, self.handler)
     }
 }
 
@@ -84,10 +92,13 @@ pub enum Pattern {
     SlowReader,
     /// Connect, exchange one message, close; repeat.
     Churn,
+    /// Pingpong, then stay connected and silent until the server closes the connection
+    /// (its idle deadline); the end of file is expected.
+    Idle,
 }
 
 /// Names as the scenario files spell them, for the "expected one of" lists.
-pub const PATTERNS: [(&str, Pattern); 7] = [
+pub const PATTERNS: [(&str, Pattern); 8] = [
     ("pingpong", Pattern::Pingpong),
     ("pipeline", Pattern::Pipeline),
     ("burst", Pattern::Burst),
@@ -95,6 +106,7 @@ pub const PATTERNS: [(&str, Pattern); 7] = [
     ("reset", Pattern::Reset),
     ("slow-reader", Pattern::SlowReader),
     ("churn", Pattern::Churn),
+    ("idle", Pattern::Idle),
 ];
 
 /// The simulator's knobs.

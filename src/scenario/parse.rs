@@ -2,6 +2,7 @@
 //! its line), then checks of ranges and names into a [`Scenario`].
 
 use super::{ClientSpec, FaultSpec, Scenario, ServerSpec, SimSpec, PATTERNS, VERDICTS};
+use crate::netpoll::Flaw as NetpollFlaw;
 use crate::server::{Balance, Flaw, HandlerKind, Model, ServerConfig, Trigger};
 use serde::Deserialize;
 use sim::kernel::{EdgeModel, Faults};
@@ -99,6 +100,12 @@ struct RawServer {
     trigger: Option<Spanned<String>>,
     flaw: Option<Spanned<String>>,
     handler: Option<Spanned<String>>,
+    read_buffer_bytes: Option<Spanned<i64>>,
+    read_budget_bytes: Option<Spanned<i64>>,
+    write_budget_bytes: Option<Spanned<i64>>,
+    inbound_bytes_max: Option<Spanned<i64>>,
+    outbound_bytes_max: Option<Spanned<i64>>,
+    idle_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -147,6 +154,7 @@ struct RawFaults {
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     verdict: Option<Spanned<String>>,
+    seed: Option<Spanned<i64>>,
 }
 
 struct Checker<'a> {
@@ -220,6 +228,17 @@ impl Checker<'_> {
         }
     }
 
+    /// A buffer size or budget in bytes.
+    fn bytes(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: usize,
+    ) -> Result<usize, ScenarioError> {
+        const BYTES_MAX: i64 = 64 * 1024 * 1024;
+        Ok(self.int(value, key, 1..=BYTES_MAX, default as i64)? as usize)
+    }
+
     fn probability(&self, value: &Option<Spanned<f64>>, key: &str) -> Result<f64, ScenarioError> {
         let Some(value) = value else {
             return Ok(0.0);
@@ -249,6 +268,7 @@ impl Checker<'_> {
             &VERDICTS,
             super::Verdict::Pass,
         )?;
+        let seed = self.int(&raw.expect.seed, "expect.seed", 0..=i64::MAX, 0)? as u64;
         Ok(Scenario {
             name: raw.name.into_inner(),
             description: raw.description.map(Spanned::into_inner).unwrap_or_default(),
@@ -256,6 +276,7 @@ impl Checker<'_> {
             clients,
             sim,
             expect,
+            seed,
         })
     }
 
@@ -283,9 +304,36 @@ impl Checker<'_> {
             self.choice(&raw.model, "server.model", &names, Some(defaults.model))?
                 .unwrap_or(defaults.model)
         };
-        let flaw = match &raw.flaw {
+        // Under "netpoll" the flaw names the netpoller's flaws, not the reactor's.
+        let (flaw, netpoll_flaw) = match &raw.flaw {
+            None => (None, None),
+            Some(_) if netpoll => {
+                let names: Vec<(&str, NetpollFlaw)> =
+                    NetpollFlaw::ALL.iter().map(|f| (f.name(), *f)).collect();
+                // The default is never used: the key is present.
+                let flaw =
+                    self.choice(&raw.flaw, "server.flaw", &names, NetpollFlaw::NoReadyToken)?;
+                (None, Some(flaw))
+            }
+            Some(_) => (
+                Some(self.named(&raw.flaw, "server.flaw", Flaw::ReadOnce)?),
+                None,
+            ),
+        };
+        let idle_timeout = match &raw.idle_timeout_ms {
+            Some(value) if !netpoll => {
+                return Err(self.error(
+                    value.span(),
+                    "server.idle_timeout_ms",
+                    "applies only to model = \"netpoll\"".to_string(),
+                ))
+            }
             None => None,
-            Some(_) => Some(self.named(&raw.flaw, "server.flaw", Flaw::ReadOnce)?),
+            Some(_) => {
+                let ms =
+                    self.int(&raw.idle_timeout_ms, "server.idle_timeout_ms", 1..=3_600_000, 1)?;
+                Some(std::time::Duration::from_millis(ms as u64))
+            }
         };
         let config = ServerConfig {
             model,
@@ -299,11 +347,38 @@ impl Checker<'_> {
             balance: self.named(&raw.balance, "server.balance", defaults.balance)?,
             trigger: self.named(&raw.trigger, "server.trigger", defaults.trigger)?,
             flaw,
+            read_buffer_bytes: self.bytes(
+                &raw.read_buffer_bytes,
+                "server.read_buffer_bytes",
+                defaults.read_buffer_bytes,
+            )?,
+            read_budget_bytes: self.bytes(
+                &raw.read_budget_bytes,
+                "server.read_budget_bytes",
+                defaults.read_budget_bytes,
+            )?,
+            write_budget_bytes: self.bytes(
+                &raw.write_budget_bytes,
+                "server.write_budget_bytes",
+                defaults.write_budget_bytes,
+            )?,
+            inbound_bytes_max: self.bytes(
+                &raw.inbound_bytes_max,
+                "server.inbound_bytes_max",
+                defaults.inbound_bytes_max,
+            )?,
+            outbound_bytes_max: self.bytes(
+                &raw.outbound_bytes_max,
+                "server.outbound_bytes_max",
+                defaults.outbound_bytes_max,
+            )?,
             ..defaults
         };
         Ok(ServerSpec {
             config,
             netpoll,
+            netpoll_flaw,
+            idle_timeout,
             handler: self.named(&raw.handler, "server.handler", HandlerKind::Echo)?,
         })
     }

@@ -50,7 +50,7 @@ verdict = "stall"
 fn unknown_key_names_line_and_key() {
     check_error(
         "name = \"x\"\n[server]\nreactorz = 2\n",
-        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`",
+        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`, `read_buffer_bytes`, `read_budget_bytes`, `write_budget_bytes`, `inbound_bytes_max`, `outbound_bytes_max`, `idle_timeout_ms`",
     );
 }
 
@@ -96,7 +96,7 @@ fn unknown_flaw_lists_the_known_ones() {
 fn unknown_pattern_lists_the_known_ones() {
     check_error(
         "name = \"x\"\n[clients]\n\npattern = \"ping\"\n",
-        "bad.toml:4: key `clients.pattern`: unknown value \"ping\" (expected one of: pingpong, pipeline, burst, half-close, reset, slow-reader, churn)",
+        "bad.toml:4: key `clients.pattern`: unknown value \"ping\" (expected one of: pingpong, pipeline, burst, half-close, reset, slow-reader, churn, idle)",
     );
 }
 
@@ -157,5 +157,28 @@ fn unknown_edge_model() {
     check_error(
         "name = \"x\"\n[sim]\nedge = \"textbook\"\n",
         "bad.toml:3: key `sim.edge`: unknown value \"textbook\" (expected one of: linux, strict)",
+    );
+}
+
+#[test]
+fn netpoll_flaws_are_netpoll_names() {
+    use crate::netpoll::Flaw as NetpollFlaw;
+    let text = "name = \"x\"\n[server]\nmodel = \"netpoll\"\nflaw = \"no-pdwait\"\nidle_timeout_ms = 20\n";
+    let scenario = parse("ok.toml", text).expect("valid");
+    assert!(scenario.server.netpoll);
+    assert_eq!(scenario.server.netpoll_flaw, Some(NetpollFlaw::NoPdwait));
+    assert_eq!(scenario.server.config.flaw, None);
+    assert_eq!(
+        scenario.server.idle_timeout,
+        Some(std::time::Duration::from_millis(20))
+    );
+    // A reactor flaw means nothing to the netpoller, and the list says what does.
+    check_error(
+        "name = \"x\"\n[server]\nmodel = \"netpoll\"\nflaw = \"read-once\"\n",
+        "bad.toml:4: key `server.flaw`: unknown value \"read-once\" (expected one of: no-ready-token, clear-after-eagain, no-pdwait)",
+    );
+    check_error(
+        "name = \"x\"\n[server]\nidle_timeout_ms = 20\n",
+        "bad.toml:3: key `server.idle_timeout_ms`: applies only to model = \"netpoll\"",
     );
 }

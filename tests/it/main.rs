@@ -5,3 +5,5 @@ mod conform;
 mod snap;
 mod server_real;
 mod determinism;
+mod scenarios;
+mod netpoll;

@@ -7,7 +7,7 @@
 //! has to resume it.
 
 use super::world::{install, uninstall, with_world, Block, ThreadInfo, ThreadState, Wake, World};
-use super::{Trace, WorldConfig};
+use super::{Record, Trace, WorldConfig};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -224,15 +224,13 @@ fn suspend() {
     YIELDER.with(|y| y.set(yielder));
 }
 
-/// A preemption point: counts a step and lets the strategy switch to another thread.
+/// A preemption point: lets the strategy switch to another thread, then counts a step for
+/// the call about to run. The step is counted after the switch, so that step numbers follow
+/// the order in which calls take effect and each call has its own.
 pub(crate) fn preempt() {
     let switch = with_world(|w| {
         if w.tearing_down {
             return false;
-        }
-        w.tick();
-        if w.stop.is_some() {
-            return true;
         }
         let me = w.current;
         let next = w.pick_next();
@@ -246,6 +244,17 @@ pub(crate) fn preempt() {
     if switch {
         suspend();
     }
+    let stop = with_world(|w| {
+        if w.tearing_down {
+            return false;
+        }
+        w.tick();
+        w.stop.is_some()
+    });
+    if stop {
+        // The step budget ran out: the host ends the run and never resumes this thread.
+        suspend();
+    }
 }
 
 /// Blocks the current thread on `block` until it is woken or `deadline` (virtual ns) passes.
@@ -255,6 +264,12 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
             return true;
         }
         let me = w.current_tid();
+        let step = w.step;
+        w.trace.push(Record::Blocked {
+            step,
+            tid: me,
+            block,
+        });
         w.set_blocked(me, block, deadline);
         w.next = w.pick_next();
         false
@@ -266,6 +281,10 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
     with_world(|w| {
         let me = w.current_tid();
         debug_assert_eq!(w.threads[me as usize].state, ThreadState::Runnable);
+        // Coming back is a step of its own, so the call's result gets its own number.
+        if !w.tearing_down {
+            w.tick();
+        }
         w.threads[me as usize].wake
     })
 }

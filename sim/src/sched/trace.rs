@@ -112,6 +112,15 @@ pub enum Record {
         /// Which fault.
         what: &'static str,
     },
+    /// A thread blocked (its call returns later, with a step of its own).
+    Blocked {
+        /// The step of the call that blocked.
+        step: u64,
+        /// The thread.
+        tid: u32,
+        /// What it waits for.
+        block: super::Block,
+    },
     /// The scheduler moved from one thread to another.
     Switch {
         /// The step.
@@ -173,6 +182,11 @@ impl Trace {
                 self.mix(u64::from(tid));
                 what.bytes().for_each(|b| self.mix(u64::from(b)));
             }
+            Record::Blocked { step, tid, block } => {
+                self.mix(step ^ 0x424c);
+                self.mix(u64::from(tid));
+                self.mix(block_code(block));
+            }
             Record::Switch { step, to } => {
                 self.mix(step ^ 0x5357);
                 self.mix(u64::from(to));
@@ -191,6 +205,17 @@ impl Trace {
     /// The kept records (empty unless the trace was created with `keep`).
     pub fn records(&self) -> &[Record] {
         &self.records
+    }
+}
+
+/// A number for each kind of block, for the hash.
+fn block_code(block: super::Block) -> u64 {
+    match block {
+        super::Block::Epoll(epfd) => 1 << 32 | u64::from(epfd as u32),
+        super::Block::Sleep => 2 << 32,
+        super::Block::Park => 3 << 32,
+        super::Block::Mutex(id) => 4 << 32 ^ id,
+        super::Block::Join(tid) => 5 << 32 | u64::from(tid),
     }
 }
 
@@ -310,7 +335,11 @@ impl fmt::Display for Record {
                     op.name(),
                     call_args(op, args)
                 )?;
-                if ret < 0 {
+                // Calls return -errno (Linux's errnos are below 4096); an atomic returns the
+                // previous value, which may use all 64 bits.
+                if op == Op::Atomic {
+                    write!(f, "{}", ret as u64)
+                } else if (-4095..0).contains(&ret) {
                     f.write_str(&errno_name(-ret as i32))
                 } else {
                     write!(f, "{ret}")
@@ -324,6 +353,16 @@ impl fmt::Display for Record {
                 )
             }
             Record::Fault { step, tid, what } => write!(f, "{step:>7} t{tid} fault {what}"),
+            Record::Blocked { step, tid, block } => {
+                let what = match block {
+                    super::Block::Epoll(epfd) => format!("epoll_wait({epfd})"),
+                    super::Block::Sleep => "sleep".to_string(),
+                    super::Block::Park => "park".to_string(),
+                    super::Block::Mutex(id) => format!("lock(#{id})"),
+                    super::Block::Join(t) => format!("join({t})"),
+                };
+                write!(f, "{step:>7} t{tid} {what} blocks")
+            }
             Record::Switch { step, to } => write!(f, "{step:>7} -> t{to}"),
         }
     }
