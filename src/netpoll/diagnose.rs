@@ -107,7 +107,10 @@ fn parked_thread(
 
 fn step_of(record: &Record) -> u64 {
     match *record {
-        Record::Call { step, .. } | Record::Fault { step, .. } | Record::Switch { step, .. } => {
+        Record::Call { step, .. }
+        | Record::Fault { step, .. }
+        | Record::Switch { step, .. }
+        | Record::Blocked { step, .. } => {
             step
         }
         Record::Event { .. } => 0,
