@@ -5,7 +5,9 @@
 //! generic over the seam and runs unchanged on both.
 
 pub mod conform;
+pub mod harness;
 pub mod load;
+pub mod mio;
 pub mod os;
 pub mod server;
 pub mod runner;

@@ -7,3 +7,4 @@ mod server_real;
 mod determinism;
 mod scenarios;
 mod netpoll;
+mod mio_facade;
