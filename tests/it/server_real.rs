@@ -690,3 +690,137 @@ fn handle_writes_and_closes_from_another_thread() {
     assert_eq!(got, b"hello world");
     running.stop();
 }
+
+/// The environment variable that tells a re-executed test binary it is the server child of
+/// [`descriptor_exhaustion_pauses_accepting_without_spinning`].
+const EMFILE_CHILD_ENV: &str = "EDGESIM_SERVER_EMFILE_CHILD";
+
+/// CPU time (user + system, in clock ticks of 10 ms) of process `pid`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The server half, run alone in a child process because it lowers the process's
+/// descriptor limit: it leaves room for exactly two connections, prints its port, serves
+/// until its stdin closes, then restores the limit and stops.
+fn emfile_child() {
+    let running = start(config(Model::MultiReactor, 2, Trigger::Edge), EchoHandler);
+    let (soft, _) = real::process::nofile_limit().unwrap();
+    let lowest_free = (0..).find(|&fd| !real::process::is_open(fd)).unwrap();
+    assert!(
+        !real::process::is_open(lowest_free + 1),
+        "descriptor numbers are not contiguous"
+    );
+    real::process::set_nofile_soft_limit(lowest_free as u64 + 2).unwrap();
+    // libtest prints the test name on the same line, so the port gets its own marker.
+    println!("\nSERVER_PORT={}", running.addr().port());
+    let mut rest = String::new();
+    let _ = std::io::stdin().read_to_string(&mut rest);
+    real::process::set_nofile_soft_limit(soft).unwrap();
+    running.stop();
+}
+
+/// A child process that is killed if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn descriptor_exhaustion_pauses_accepting_without_spinning() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let name = "server_real::descriptor_exhaustion_pauses_accepting_without_spinning";
+    if std::env::var(EMFILE_CHILD_ENV).as_deref() == Ok(name) {
+        emfile_child();
+        return;
+    }
+    let _serial = serial();
+    let mut guard = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(EMFILE_CHILD_ENV, name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the test binary can re-execute itself"),
+    );
+    let child = &mut guard.0;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    let mut line = String::new();
+    while port.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        port = line
+            .trim()
+            .strip_prefix("SERVER_PORT=")
+            .map(|p| p.parse::<u16>().unwrap());
+        line.clear();
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", port.expect("the child prints its port"))
+        .parse()
+        .unwrap();
+
+    // Four clients for room for two: the last two wait in the backlog while accept fails.
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| client(addr)).collect();
+    for (idx, stream) in clients.iter_mut().enumerate() {
+        stream.write_all(&[idx as u8]).unwrap();
+    }
+    for (idx, stream) in clients.iter_mut().enumerate().take(2) {
+        expect_bytes(stream, &[idx as u8], "accepted before the limit").unwrap();
+    }
+    let ticks_before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_millis(600));
+    let ticks_spent = cpu_ticks(child.id()) - ticks_before;
+    // A loop retrying accept at once would burn the whole 600 ms (60 ticks).
+    assert!(
+        ticks_spent < 15,
+        "the server used {ticks_spent} ticks while out of descriptors"
+    );
+    for stream in &mut clients[2..] {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        assert!(
+            stream.read(&mut byte).is_err(),
+            "served although no descriptor was free"
+        );
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    }
+    // Two descriptors come free; after its backoff the server accepts the waiting two.
+    clients.drain(..2);
+    for (idx, stream) in clients.iter_mut().enumerate() {
+        expect_bytes(stream, &[idx as u8 + 2], "accepted after the backoff").unwrap();
+    }
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server child did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert!(
+        status.success() && rest.contains("1 passed"),
+        "child failed:\n{rest}\n{stderr}"
+    );
+}
