@@ -8,3 +8,4 @@ mod determinism;
 mod scenarios;
 mod netpoll;
 mod mio_facade;
+mod hostile;
