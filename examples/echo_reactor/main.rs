@@ -32,6 +32,9 @@ fn main() -> std::io::Result<()> {
         with_mio::Drain::UntilWouldBlock
     };
     let listener = mio::net::TcpListener::bind(addr)?;
-    eprintln!("echo_reactor: serving on {} ({drain:?})", listener.local_addr()?);
+    eprintln!(
+        "echo_reactor: serving on {} ({drain:?})",
+        listener.local_addr()?
+    );
     with_mio::serve(listener, drain)
 }

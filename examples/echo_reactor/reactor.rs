@@ -111,7 +111,9 @@ impl EchoServer {
                     // Both interests once, for the connection's lifetime: with edge
                     // triggering an unneeded writable event costs one spurious wakeup.
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    self.poll.registry().register(&mut stream, token, interest)?;
+                    self.poll
+                        .registry()
+                        .register(&mut stream, token, interest)?;
                     let conn = Conn {
                         stream,
                         pending: Vec::new(),
@@ -133,11 +135,8 @@ impl EchoServer {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let done = match conn.echo(self.drain) {
-            Ok(done) => done,
-            // A reset or any other error ends this connection, not the server.
-            Err(_) => true,
-        };
+        // A reset or any other error ends this connection, not the server.
+        let done = conn.echo(self.drain).unwrap_or(true);
         if done {
             let mut conn = self.conns.remove(&token).expect("the connection is open");
             deregister(self.poll.registry(), &mut conn.stream);

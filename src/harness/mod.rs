@@ -37,9 +37,10 @@
 //!         }
 //!         let Some(stream) = conn.as_mut() else { continue };
 //!         let mut buf = [0u8; 4096];
+//!         let mut eof = false;
 //!         loop {
 //!             match stream.read(&mut buf) {
-//!                 Ok(0) => break,
+//!                 Ok(0) => break eof = true,
 //!                 Ok(n) => pending.extend_from_slice(&buf[..n]),
 //!                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
 //!                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -52,6 +53,9 @@
 //!                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
 //!                 Err(e) => return Err(e),
 //!             }
+//!         }
+//!         if eof && pending.is_empty() {
+//!             conn = None; // Dropping the stream closes it; keeping it would be a leak.
 //!         }
 //!     }
 //! }
@@ -333,7 +337,9 @@ impl Harness {
                 return seen;
             }
         };
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let server_error = Arc::new(os.mutex(None::<String>));
         {
             let (server, server_error) = (Arc::clone(&self.server), Arc::clone(&server_error));
@@ -570,4 +576,3 @@ fn fail(result: &RunResult) -> ! {
     let _ = write!(message, "replay: {}", replay_command(result.seed));
     panic!("{message}");
 }
-

@@ -117,7 +117,10 @@ impl Events {
     }
 
     pub(super) fn fill(&mut self, raw: &[EpollEvent]) {
-        debug_assert!(raw.len() <= self.capacity, "the kernel returned more than asked");
+        debug_assert!(
+            raw.len() <= self.capacity,
+            "the kernel returned more than asked"
+        );
         self.events.extend(raw.iter().map(|e| Event {
             bits: e.events,
             token: Token(e.token.0 as usize),
@@ -153,8 +156,12 @@ impl<'a> Iterator for Iter<'a> {
 /// `Registry` methods rather than these; implement it by delegating to a facade socket.
 pub trait Source {
     /// Registers `self`.
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest)
-        -> io::Result<()>;
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()>;
     /// Changes the registration of `self`.
     fn reregister(
         &mut self,
@@ -167,7 +174,12 @@ pub trait Source {
 }
 
 impl<T: Source + ?Sized> Source for Box<T> {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         (**self).register(registry, token, interests)
     }
     fn reregister(

@@ -191,12 +191,9 @@ impl Poll {
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         let registry = &self.registry;
-        registry.sys.epoll_wait(
-            registry.epfd,
-            &mut self.scratch,
-            events.capacity(),
-            timeout,
-        )?;
+        registry
+            .sys
+            .epoll_wait(registry.epfd, &mut self.scratch, events.capacity(), timeout)?;
         events.fill(&self.scratch);
         Ok(())
     }
@@ -260,13 +257,8 @@ impl Registry {
             ));
         }
         let bits = interests.map_or(Bits::NONE, Interest::epoll_bits);
-        self.sys.epoll_ctl(
-            self.epfd,
-            op,
-            fd,
-            bits,
-            crate::os::Token(token.0 as u64),
-        )
+        self.sys
+            .epoll_ctl(self.epfd, op, fd, bits, crate::os::Token(token.0 as u64))
     }
 }
 
@@ -290,13 +282,7 @@ impl Waker {
         let sys = registry.sys.clone();
         let fd = sys.eventfd()?;
         let waker = Waker { sys, fd };
-        registry.ctl(
-            &waker.sys,
-            CtlOp::Add,
-            fd,
-            token,
-            Some(Interest::READABLE),
-        )?;
+        registry.ctl(&waker.sys, CtlOp::Add, fd, token, Some(Interest::READABLE))?;
         Ok(waker)
     }
 

@@ -56,7 +56,8 @@ macro_rules! source_via_socket {
                 token: Token,
                 interests: Interest,
             ) -> io::Result<()> {
-                self.socket.ctl(registry, CtlOp::Add, token, Some(interests))
+                self.socket
+                    .ctl(registry, CtlOp::Add, token, Some(interests))
             }
             fn reregister(
                 &mut self,
@@ -64,7 +65,8 @@ macro_rules! source_via_socket {
                 token: Token,
                 interests: Interest,
             ) -> io::Result<()> {
-                self.socket.ctl(registry, CtlOp::Mod, token, Some(interests))
+                self.socket
+                    .ctl(registry, CtlOp::Mod, token, Some(interests))
             }
             fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
                 self.socket.ctl(registry, CtlOp::Del, Token(0), None)

@@ -74,7 +74,14 @@ impl Sys {
         io(dispatch!(self, os => os.epoll_create()))
     }
 
-    pub(crate) fn epoll_ctl(&self, epfd: Fd, op: CtlOp, fd: Fd, interest: Events, token: Token) -> io::Result<()> {
+    pub(crate) fn epoll_ctl(
+        &self,
+        epfd: Fd,
+        op: CtlOp,
+        fd: Fd,
+        interest: Events,
+        token: Token,
+    ) -> io::Result<()> {
         io(dispatch!(self, os => os.epoll_ctl(epfd, op, fd, interest, token)))
     }
 

@@ -13,12 +13,13 @@ mod on_edgesim {
 }
 
 /// The example reactor against the mio crate.
+#[allow(dead_code)]
 mod on_mio {
     include!("../../examples/echo_reactor/reactor.rs");
 }
 
-/// Seeds the correct reactor must pass by default; `EDGESIM_SEEDS=0..2000` runs the full
-/// acceptance range (about N s in a debug build, see the guide).
+/// Seeds the correct reactor must pass by default (about 4 s in a debug build on two
+/// cores); `EDGESIM_SEEDS=0..2000` runs the full acceptance range (about 30 s).
 const PASS_SEEDS: std::ops::Range<u64> = 0..300;
 
 /// Messages big enough that one 4 KiB read cannot take a whole one.
@@ -59,4 +60,227 @@ fn one_read_per_event_is_caught_as_a_stall_with_its_seed() {
         (again.verdict, again.trace_hash),
         (failure.verdict, failure.trace_hash)
     );
+}
+
+/// Short reads and writes, split segments and EINTR from `epoll_wait`: faults a correct
+/// loop absorbs (unlike resets and aborted accepts, which a client sees).
+#[test]
+fn correct_reactor_passes_under_faults() {
+    let harness = harness(on_edgesim::Drain::UntilWouldBlock).sim(|sim| {
+        sim.faults.kernel.short_read = 0.2;
+        sim.faults.kernel.short_write = 0.2;
+        sim.faults.kernel.segment = 0.3;
+        sim.faults.sched.eintr = 0.1;
+    });
+    harness.check_seeds(1000..1100);
+}
+
+#[test]
+fn a_failing_check_panics_with_the_seed_and_the_replay_command() {
+    let harness = harness(on_edgesim::Drain::OneRead).jobs(1);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        harness.check_seeds(0..50);
+    }))
+    .expect_err("the flawed reactor fails a seed of 0..50");
+    let message = panic
+        .downcast_ref::<String>()
+        .expect("the harness panics with a String");
+    assert!(message.contains("verdict stall at SEED="), "{message}");
+    assert!(message.contains("replay: EDGESIM_SEED="), "{message}");
+    assert!(message.contains("--exact"), "{message}");
+}
+
+#[test]
+fn a_user_client_sees_the_echo_and_its_errors_fail_the_run() {
+    use edgesim::mio::net::TcpStream;
+    use edgesim::mio::{Events, Interest, Poll, Token};
+    use std::io::ErrorKind;
+
+    // Sends `len` bytes and reads them back; `expect_extra` asks for one byte more than
+    // the echo holds, which a correct server never sends (it hangs up instead).
+    fn echo_once(client: &edgesim::harness::Client, expect_extra: bool) -> Result<(), String> {
+        let len = 1 + (client.seed() % 30_000) as usize;
+        let message: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut poll = Poll::new().map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::connect(client.addr()).map_err(|e| e.to_string())?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        poll.registry()
+            .register(&mut stream, Token(9), interest)
+            .map_err(|e| e.to_string())?;
+        let (mut sent, mut echoed) = (0, Vec::new());
+        let mut events = Events::with_capacity(2);
+        let mut buf = [0u8; 1024];
+        loop {
+            match poll.poll(&mut events, None) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => other.map_err(|e| e.to_string())?,
+            }
+            assert!(events.iter().all(|e| e.token() == Token(9)));
+            while sent < len {
+                match stream.write(&message[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::NotConnected => break,
+                    Err(e) => return Err(format!("write: {e}")),
+                }
+            }
+            if sent == len {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) if expect_extra => return Err("the echo ended".to_string()),
+                    Ok(0) if echoed == message => return Ok(()),
+                    Ok(0) => return Err(format!("end of file after {}", echoed.len())),
+                    Ok(n) => {
+                        echoed.extend_from_slice(&buf[..n]);
+                        client.progress(n as u64);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::NotConnected => break,
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+        }
+    }
+
+    let good = Harness::new(|l| on_edgesim::serve(l, on_edgesim::Drain::UntilWouldBlock))
+        .no_standard_clients()
+        .client(2, |c| echo_once(c, false));
+    good.check_seeds(0..40);
+    let picky = Harness::new(|l| on_edgesim::serve(l, on_edgesim::Drain::UntilWouldBlock))
+        .no_standard_clients()
+        .client(1, |c| echo_once(c, true));
+    let result = picky.run(3);
+    assert_eq!(result.verdict, Verdict::Corrupt, "{result:#?}");
+    assert!(
+        result.diagnosis[0].contains("the echo ended"),
+        "{result:#?}"
+    );
+}
+
+#[test]
+fn a_connection_the_server_forgets_to_close_is_a_leak() {
+    // A server that accepts and then forgets its connections (as if it lost them from its
+    // table without closing them).
+    let harness = Harness::new(|mut listener| {
+        use edgesim::mio::{Events, Interest, Poll, Token};
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)?;
+        let mut events = Events::with_capacity(4);
+        loop {
+            let _ = poll.poll(&mut events, None);
+            while let Ok((stream, _)) = listener.accept() {
+                std::mem::forget(stream);
+            }
+        }
+    })
+    .no_standard_clients()
+    .client(1, |client| {
+        let stream = edgesim::mio::net::TcpStream::connect(client.addr());
+        client.sleep(Duration::from_millis(1));
+        drop(stream);
+        Ok(())
+    });
+    let result = harness.run(0);
+    assert_eq!(result.verdict, Verdict::Leak, "{result:#?}");
+    assert!(
+        result.diagnosis[0].contains("(Tcp) is still open"),
+        "{result:#?}"
+    );
+}
+
+/// Serves one echo exchange on Linux with `serve` running on its own OS thread, and stops
+/// it through its waker.
+fn echo_on_linux(port_and_stop: impl FnOnce() -> (u16, Box<dyn FnOnce() + Send>)) {
+    let (port, stop) = port_and_stop();
+    let message: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout bounds the test");
+    let writer = {
+        let mut client = client.try_clone().expect("clone");
+        let message = message.clone();
+        std::thread::spawn(move || {
+            client.write_all(&message).expect("write");
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("shutdown");
+        })
+    };
+    let mut echoed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    client.read_to_end(&mut echoed).expect("read the echo");
+    assert!(Instant::now() < deadline);
+    writer.join().expect("the writer finished");
+    assert_eq!(echoed.len(), message.len());
+    assert!(echoed == message, "the echo differs");
+    stop();
+}
+
+#[test]
+fn the_same_reactor_serves_on_linux_through_the_mio_crate() {
+    echo_on_linux(|| {
+        let listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut server =
+            on_mio::EchoServer::new(listener, on_mio::Drain::UntilWouldBlock).expect("server");
+        let stopper = server.stopper();
+        let thread = std::thread::spawn(move || server.run());
+        let stop = move || {
+            stopper.wake().expect("wake");
+            thread
+                .join()
+                .expect("no panic")
+                .expect("the loop ends cleanly");
+        };
+        (port, Box::new(stop))
+    });
+}
+
+#[test]
+fn the_same_reactor_serves_on_linux_through_the_facade() {
+    echo_on_linux(|| {
+        // Outside a simulated world the facade is Linux.
+        let listener =
+            edgesim::mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut server = on_edgesim::EchoServer::new(listener, on_edgesim::Drain::UntilWouldBlock)
+            .expect("server");
+        let stopper = server.stopper();
+        let thread = std::thread::spawn(move || server.run());
+        let stop = move || {
+            stopper.wake().expect("wake");
+            thread
+                .join()
+                .expect("no panic")
+                .expect("the loop ends cleanly");
+        };
+        (port, Box::new(stop))
+    });
+}
+
+#[test]
+fn poll_times_out_with_no_events_in_the_simulator_and_on_linux() {
+    fn poll_twice() -> (bool, bool) {
+        let mut poll = edgesim::mio::Poll::new().expect("poll");
+        let mut events = edgesim::mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_millis(2)))
+            .expect("a timeout is not an error");
+        let timed_out = events.is_empty();
+        let waker =
+            edgesim::mio::Waker::new(poll.registry(), edgesim::mio::Token(5)).expect("waker");
+        waker.wake().expect("wake");
+        poll.poll(&mut events, Some(Duration::from_millis(2)))
+            .expect("poll");
+        let woken = events
+            .iter()
+            .any(|e| e.token() == edgesim::mio::Token(5) && e.is_readable());
+        (timed_out, woken)
+    }
+    assert_eq!(poll_twice(), (true, true), "on Linux");
+    let in_sim = edgesim::os::SimOs::conformance(|_| poll_twice());
+    assert_eq!(in_sim, (true, true), "in the simulator");
 }
