@@ -86,10 +86,14 @@
 //! is still open after that is a leak.
 
 mod client;
+mod thread;
 
 pub use crate::runner::{RunResult, IDLE_WINDOW};
 pub use crate::scenario::{ClientSpec, FaultSpec, Pattern, SimSpec, Verdict};
 pub use client::Client;
+pub use sim::kernel::EdgeModel;
+pub use sim::sched::Strategy;
+pub use thread::{sleep, spawn, JoinHandle};
 
 use crate::mio::net::TcpListener;
 use crate::os::{Os, OsJoin, SimOs};

@@ -2,7 +2,7 @@
 //! unchanged, runs on Linux through the mio crate and through `edgesim::mio`, and in the
 //! simulator, where its incomplete-drain variant is caught as a stall with its seed.
 
-use edgesim::harness::{ClientSpec, Harness, Pattern, Verdict};
+use edgesim::harness::{ClientSpec, EdgeModel, Harness, Pattern, Verdict};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,21 @@ fn correct_reactor_passes_under_faults() {
         sim.faults.sched.eintr = 0.1;
     });
     harness.check_seeds(1000..1100);
+}
+
+/// Textbook edges (only empty to non-empty) give a loop fewer second chances than Linux
+/// does; a loop that drains to WouldBlock needs none.
+#[test]
+fn correct_reactor_passes_with_strict_edges_and_the_flawed_one_does_not() {
+    let strict = |sim: &mut edgesim::harness::SimSpec| sim.edge = EdgeModel::Strict;
+    harness(on_edgesim::Drain::UntilWouldBlock)
+        .sim(strict)
+        .check_seeds(0..100);
+    let flawed = harness(on_edgesim::Drain::OneRead)
+        .sim(strict)
+        .explore(0..50);
+    let failure = flawed.first_failure.expect("the incomplete drain fails");
+    assert_eq!(failure.verdict, Verdict::Stall, "{failure:#?}");
 }
 
 #[test]
@@ -283,4 +298,27 @@ fn poll_times_out_with_no_events_in_the_simulator_and_on_linux() {
     assert_eq!(poll_twice(), (true, true), "on Linux");
     let in_sim = edgesim::os::SimOs::conformance(|_| poll_twice());
     assert_eq!(in_sim, (true, true), "in the simulator");
+}
+
+#[test]
+fn a_server_may_run_its_loop_on_a_thread_of_its_own() {
+    // The acceptor thread hands the listener to a loop thread and waits for it, as a server
+    // with a control thread would; `harness::spawn` keeps both inside the world.
+    let harness = Harness::new(|listener| {
+        let worker = edgesim::harness::spawn("server-loop", move || {
+            let _ = on_edgesim::serve(listener, on_edgesim::Drain::UntilWouldBlock);
+        });
+        worker.join().map_err(std::io::Error::other)
+    })
+    .clients(workload());
+    let result = harness.run(11);
+    assert_eq!(result.verdict, Verdict::Pass, "{result:#?}");
+    assert!(
+        result
+            .trace
+            .iter()
+            .any(|line| line.contains("= server-loop")),
+        "the loop ran on a simulated thread: {:#?}",
+        &result.trace[..8]
+    );
 }
