@@ -322,3 +322,132 @@ fn a_server_may_run_its_loop_on_a_thread_of_its_own() {
         &result.trace[..8]
     );
 }
+
+/// One body, both backends: addresses, half-close seen as `is_read_closed`, a clean
+/// `take_error`, and readiness after a write. Returns what it observed so the two runs can
+/// be compared.
+fn stream_facts() -> Vec<String> {
+    use edgesim::mio::net::{TcpListener, TcpStream};
+    use edgesim::mio::{Events, Interest, Poll, Token};
+    use std::io::ErrorKind;
+
+    let mut facts = Vec::new();
+    let mut poll = Poll::new().expect("poll");
+    let mut events = Events::with_capacity(8);
+    let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    poll.registry()
+        .register(&mut listener, Token(0), Interest::READABLE)
+        .expect("register listener");
+    let addr = listener.local_addr().expect("addr");
+    let mut client = TcpStream::connect(addr).expect("connect");
+    poll.registry()
+        .register(
+            &mut client,
+            Token(1),
+            Interest::WRITABLE | Interest::READABLE,
+        )
+        .expect("register client");
+    // Bounded: loopback completes in a few polls on either backend.
+    let mut accepted = None;
+    for _ in 0..50 {
+        poll.poll(&mut events, Some(Duration::from_millis(20)))
+            .expect("poll");
+        if accepted.is_none() {
+            match listener.accept() {
+                Ok(pair) => accepted = Some(pair),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        if accepted.is_some() && client.peer_addr().is_ok() {
+            break;
+        }
+    }
+    let (mut server, peer) = accepted.expect("the connection was accepted");
+    facts.push(format!(
+        "peer is client: {}",
+        Some(peer) == client.local_addr().ok()
+    ));
+    facts.push(format!(
+        "client peer: {}",
+        client.peer_addr().ok() == Some(addr)
+    ));
+    facts.push(format!(
+        "take_error: {:?}",
+        client.take_error().map(|e| e.is_none()).ok()
+    ));
+    poll.registry()
+        .register(&mut server, Token(2), Interest::READABLE)
+        .expect("register server");
+    client.write_all(b"ping").expect("write");
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let mut got = Vec::new();
+    let mut read_closed = false;
+    for _ in 0..50 {
+        poll.poll(&mut events, Some(Duration::from_millis(20)))
+            .expect("poll");
+        for event in events.iter().filter(|e| e.token() == Token(2)) {
+            read_closed |= event.is_read_closed();
+        }
+        let mut buf = [0u8; 16];
+        let eof = loop {
+            match server.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                Err(e) => panic!("read: {e}"),
+            }
+        };
+        if eof && read_closed {
+            break;
+        }
+    }
+    facts.push(format!("server read {:?}", String::from_utf8_lossy(&got)));
+    facts.push(format!("read closed: {read_closed}"));
+    let again = poll
+        .registry()
+        .register(&mut server, Token(3), Interest::READABLE);
+    facts.push(format!(
+        "second register: {:?}",
+        again.map_err(|e| e.kind())
+    ));
+    facts
+}
+
+#[test]
+fn stream_facts_agree_between_linux_and_the_simulator() {
+    let linux = stream_facts();
+    let simulated = edgesim::os::SimOs::conformance(|_| stream_facts());
+    assert_eq!(linux, simulated);
+    assert_eq!(
+        linux,
+        [
+            "peer is client: true",
+            "client peer: true",
+            "take_error: Some(true)",
+            "server read \"ping\"",
+            "read closed: true",
+            "second register: Err(AlreadyExists)",
+        ]
+    );
+}
+
+#[test]
+fn a_linux_socket_cannot_be_registered_with_a_simulated_poll() {
+    let mut linux_listener =
+        edgesim::mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let kind = edgesim::os::SimOs::conformance(move |_| {
+        let poll = edgesim::mio::Poll::new().expect("a simulated poll");
+        let result = poll.registry().register(
+            &mut linux_listener,
+            edgesim::mio::Token(0),
+            edgesim::mio::Interest::READABLE,
+        );
+        // Dropped outside its world's reach: the Linux descriptor is closed on Linux.
+        drop(linux_listener);
+        result.map_err(|e| e.kind())
+    });
+    assert_eq!(kind, Err(std::io::ErrorKind::InvalidInput));
+}
