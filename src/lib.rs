@@ -6,8 +6,11 @@
 
 pub mod conform;
 pub mod harness;
+pub mod explain;
 pub mod load;
 pub mod mio;
+pub mod netpoll;
+#[deny(missing_docs)]
 pub mod os;
 pub mod server;
 pub mod runner;
