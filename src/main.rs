@@ -43,7 +43,8 @@ enum Command {
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
-        /// The seed (simulator); `EDGESIM_SEED` sets it too.
+        /// The seed (simulator); `EDGESIM_SEED` sets it too; else the scenario's
+        /// `expect.seed`.
         #[arg(long)]
         seed: Option<u64>,
         /// Print the trace (the last steps of a long run).
@@ -55,6 +56,28 @@ enum Command {
         /// Real backend: a client with no progress for this long is a stall.
         #[arg(long, default_value_t = 2000)]
         stall_after_ms: u64,
+        /// Pictures of the run and replays of shrunk runs (simulator).
+        #[command(flatten)]
+        explain: edgesim::explain::RunArgs,
+    },
+    /// Shrink a failing run: fewer clients, messages, bytes, reactors, faults and
+    /// preemptions with the same verdict and cause. Writes a scenario and a decision log
+    /// that replays it (`edgesim run SHRUNK.toml --decisions SHRUNK.decisions`).
+    Shrink {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The failing seed; else `EDGESIM_SEED`, else the scenario's `expect.seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write the shrunk scenario and its decision log.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Simulated runs the shrinker may make.
+        #[arg(long, default_value_t = 3000)]
+        runs_max: u64,
+        /// Wall-clock seconds the shrinker may take.
+        #[arg(long, default_value_t = 120)]
+        secs_max: u64,
     },
     /// Run a scenario at every seed of a range and count the failing verdicts.
     Explore {
@@ -69,6 +92,9 @@ enum Command {
         /// Only the seeds of shard `I/N` (every N-th seed), so machines can share a range.
         #[arg(long)]
         shard: Option<String>,
+        /// Print which edge-triggered corner cases the seeds reached, and how often.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Run the real multi-reactor server until SIGINT or SIGTERM.
     Serve {
@@ -120,13 +146,32 @@ fn main() -> ExitCode {
             trace,
             backend,
             stall_after_ms,
-        } => run(&scenario, seed, trace, backend, stall_after_ms),
+            explain,
+        } => run(&scenario, seed, trace, backend, stall_after_ms, &explain),
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            runs_max,
+            secs_max,
+        } => match load_scenario(&scenario) {
+            Err(code) => code,
+            Ok(loaded) => match seed.map_or_else(env_seed, |s| Ok(Some(s))) {
+                Err(code) => code,
+                Ok(seed) => {
+                    let budget = edgesim::explain::shrink::Budget { runs_max, secs_max };
+                    let seed = seed.unwrap_or(loaded.seed);
+                    edgesim::explain::shrink::cli(&scenario, &loaded, seed, &out, budget)
+                }
+            },
+        },
         Command::Explore {
             scenario,
             seeds,
             jobs,
             shard,
-        } => explore_cli(&scenario, &seeds, jobs, shard.as_deref()),
+            coverage,
+        } => explore_cli(&scenario, &seeds, jobs, shard.as_deref(), coverage),
         Command::Serve {
             addr,
             reactors,
@@ -178,16 +223,21 @@ fn run(
     trace: bool,
     backend: Backend,
     stall_after_ms: u64,
+    explain: &edgesim::explain::RunArgs,
 ) -> ExitCode {
     let scenario = match load_scenario(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let seed = match seed.map_or_else(env_seed, |s| Ok(Some(s))) {
-        Ok(seed) => seed.unwrap_or(0),
+        Ok(seed) => seed.unwrap_or(scenario.seed),
         Err(code) => return code,
     };
     let result = match backend {
+        Backend::Sim if explain.any() => match explain.run(&scenario, seed) {
+            Ok(result) => result,
+            Err(message) => return bad_input(message),
+        },
         Backend::Sim => run_sim(&scenario, seed, true),
         Backend::Real => run_real(&scenario, Duration::from_millis(stall_after_ms)),
     };
@@ -232,7 +282,13 @@ fn report(
     }
 }
 
-fn explore_cli(path: &Path, seeds: &str, jobs: usize, shard_spec: Option<&str>) -> ExitCode {
+fn explore_cli(
+    path: &Path,
+    seeds: &str,
+    jobs: usize,
+    shard_spec: Option<&str>,
+    coverage: bool,
+) -> ExitCode {
     let scenario = match load_scenario(path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -260,8 +316,19 @@ fn explore_cli(path: &Path, seeds: &str, jobs: usize, shard_spec: Option<&str>) 
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let explored = explore(&scenario, &seeds, jobs, &|| bar.inc(1));
+    let (explored, reached) = if coverage {
+        let (explored, reached) =
+            edgesim::explain::coverage::explore(&scenario, &seeds, jobs, &|| bar.inc(1));
+        (explored, Some(reached))
+    } else {
+        (explore(&scenario, &seeds, jobs, &|| bar.inc(1)), None)
+    };
     bar.finish_and_clear();
+    if let Some(reached) = reached {
+        for line in edgesim::explain::coverage::table(&reached, explored.explored) {
+            say!("{line}");
+        }
+    }
     for (seed, verdict) in explored.failures.iter().take(20) {
         say!("seed {seed}: {}", verdict.name());
     }

@@ -2,6 +2,7 @@
 //! epoll. It is a plain state machine: no threads, no clock of its own; the scheduler tells
 //! it the time and collects the threads its wakeups made runnable.
 
+pub mod coverage;
 mod epoll;
 mod eventfd;
 mod fdtable;

@@ -1,0 +1,364 @@
+//! Explaining a run: pictures of it (an SVG timeline, a Perfetto trace), the smallest run that
+//! still fails the same way (the shrinker), and which edge-triggered corner cases a set of
+//! seeds reached (coverage).
+//!
+//! A seed that fails after thousands of steps is a fact, not an explanation; these views turn
+//! the simulator's trace into something a reviewer can look at. They all start from a
+//! [`Timeline`]: the trace records regrouped into calls (with the events an `epoll_wait`
+//! returned and the faults injected into them), the connections between client and server
+//! sockets, and the two moments that matter in a stall: the hazard (an edge taken and not
+//! drained) and the step after which the stall was certain.
+
+pub mod coverage;
+pub mod perfetto;
+pub mod shrink;
+pub mod svg;
+
+use crate::runner::RunResult;
+use crate::scenario::Verdict;
+use sim::kernel::FdKind;
+use sim::sched::{Hazard, Op, Record, Report, ThreadInfo};
+
+/// One simulated call, with what came with it in the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The step at which the call returned.
+    pub step: u64,
+    /// The calling thread.
+    pub tid: u32,
+    /// The call.
+    pub op: Op,
+    /// Its first two arguments.
+    pub args: [i64; 2],
+    /// Its result, or `-errno`.
+    pub ret: i64,
+    /// `(events, token)` pairs an `epoll_wait` returned.
+    pub events: Vec<(u32, u64)>,
+    /// The scheduler fault injected into this call, if any.
+    pub fault: Option<&'static str>,
+    /// The step of this thread's previous call (the call began after it): a blocking call
+    /// spans from there to `step`.
+    pub since_step: u64,
+}
+
+/// A client's socket and the server socket at the other end of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The client thread.
+    pub client_tid: u32,
+    /// The client's descriptor.
+    pub client_fd: i32,
+    /// The server's descriptor for the same connection.
+    pub server_fd: i32,
+}
+
+/// A run, regrouped for pictures.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    /// The scenario's name.
+    pub name: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every thread.
+    pub threads: Vec<ThreadInfo>,
+    /// Every call, in trace order.
+    pub calls: Vec<Call>,
+    /// The hazards the run recorded.
+    pub hazards: Vec<Hazard>,
+    /// Connections still open at the end (those a stall is about).
+    pub connections: Vec<Connection>,
+    /// The last step of the run.
+    pub end_step: u64,
+    /// The hazard the stall is blamed on, if any (an index into `hazards`).
+    pub blamed_hazard: Option<usize>,
+    /// For a stall: the step after which nothing could have saved the run.
+    pub stall_certain_step: Option<u64>,
+    /// The diagnosis lines.
+    pub diagnosis: Vec<String>,
+}
+
+impl Timeline {
+    /// Builds the timeline of a run made with its trace kept (`keep_trace`); the kernel in
+    /// `report` is consulted to pair client and server sockets.
+    pub fn new(name: &str, result: &RunResult, report: &mut Report) -> Timeline {
+        let calls = calls(report.trace.records());
+        let connections = connections(report, &calls);
+        let mut timeline = Timeline {
+            name: name.to_string(),
+            seed: result.seed,
+            verdict: result.verdict,
+            threads: report.threads.clone(),
+            calls,
+            hazards: report.hazards.clone(),
+            connections,
+            end_step: report.steps,
+            blamed_hazard: None,
+            stall_certain_step: None,
+            diagnosis: result.diagnosis.clone(),
+        };
+        timeline.find_stall_point();
+        timeline
+    }
+
+    /// The name of thread `tid`.
+    pub fn thread_name(&self, tid: u32) -> &str {
+        self.threads
+            .get(tid as usize)
+            .map_or("?", |thread| thread.name.as_str())
+    }
+
+    /// Picks the hazard a stall is blamed on and the step the stall became certain.
+    ///
+    /// The blamed hazard is the last one on a server socket of a connection still open (the
+    /// client still waits on it), else the last one. The stall is certain once that thread
+    /// went back to sleep with the bytes unread *and* the client had sent everything it was
+    /// going to send before it waits for the echo: from then on no arrival can raise a new
+    /// edge. Without a hazard, it is the step at which the last thread blocked.
+    fn find_stall_point(&mut self) {
+        if self.verdict != Verdict::Stall {
+            return;
+        }
+        let open_server_fds: Vec<i32> = self.connections.iter().map(|c| c.server_fd).collect();
+        let blamed = self
+            .hazards
+            .iter()
+            .rposition(|h| open_server_fds.contains(&h.fd))
+            .or_else(|| self.hazards.len().checked_sub(1));
+        self.blamed_hazard = blamed;
+        let certain = match blamed {
+            Some(idx) => {
+                let hazard = &self.hazards[idx];
+                let last_send = self
+                    .connections
+                    .iter()
+                    .filter(|c| c.server_fd == hazard.fd)
+                    .filter_map(|c| self.last_send_step(c.client_tid, c.client_fd))
+                    .max()
+                    .unwrap_or(0);
+                hazard.step.max(last_send)
+            }
+            None => self.calls.last().map_or(self.end_step, |c| c.step),
+        };
+        self.stall_certain_step = Some(certain);
+    }
+
+    fn last_send_step(&self, tid: u32, fd: i32) -> Option<u64> {
+        self.calls
+            .iter()
+            .rev()
+            .find(|c| c.tid == tid && c.op == Op::Write && c.args[0] == i64::from(fd) && c.ret > 0)
+            .map(|c| c.step)
+    }
+
+    /// The steps a picture should show: the whole run when it has at most `steps_max`
+    /// steps; else a window that starts a little before the blamed hazard's edge and runs
+    /// to the end of the run (where every thread blocked), at most `4 * steps_max` steps
+    /// long, so that the edge, the hazard, the stall point and the end are all in view.
+    pub fn window(&self, steps_max: u64) -> (u64, u64) {
+        let end = self.end_step.max(1);
+        if end <= steps_max {
+            return (0, end);
+        }
+        let focus = self
+            .blamed_hazard
+            .map(|idx| self.hazards[idx].consumed_step)
+            .or(self.stall_certain_step)
+            .unwrap_or(end);
+        let start = focus.saturating_sub(steps_max / 5).min(end - steps_max);
+        (start, end.min(start + 4 * steps_max))
+    }
+}
+
+/// Trace records regrouped into calls.
+pub fn calls(records: &[Record]) -> Vec<Call> {
+    let mut calls: Vec<Call> = Vec::new();
+    let mut last_step: Vec<u64> = Vec::new();
+    let mut pending_fault: Option<(u32, &'static str)> = None;
+    for record in records {
+        match *record {
+            Record::Call {
+                step,
+                tid,
+                op,
+                args,
+                ret,
+            } => {
+                let idx = tid as usize;
+                if last_step.len() <= idx {
+                    last_step.resize(idx + 1, 0);
+                }
+                let fault = match pending_fault {
+                    Some((fault_tid, what)) if fault_tid == tid => {
+                        pending_fault = None;
+                        Some(what)
+                    }
+                    _ => None,
+                };
+                calls.push(Call {
+                    step,
+                    tid,
+                    op,
+                    args,
+                    ret,
+                    events: Vec::new(),
+                    fault,
+                    since_step: last_step[idx],
+                });
+                last_step[idx] = step;
+            }
+            Record::Event { events, token } => {
+                if let Some(call) = calls.last_mut() {
+                    call.events.push((events, token));
+                }
+            }
+            Record::Fault { tid, what, .. } => pending_fault = Some((tid, what)),
+            // Switches and blocks are implied by the calls' steps.
+            _ => {}
+        }
+    }
+    calls
+}
+
+/// Client sockets (descriptors the client threads connected) paired with the server socket
+/// whose peer they are, among the descriptors still open at the end.
+fn connections(report: &mut Report, calls: &[Call]) -> Vec<Connection> {
+    let mut client_fds: Vec<(u32, i32)> = Vec::new();
+    for call in calls {
+        let is_client = report
+            .threads
+            .get(call.tid as usize)
+            .is_some_and(|t| t.name.starts_with("client"));
+        if is_client && call.op == Op::Connect && call.ret >= 0 {
+            let pair = (call.tid, call.ret as i32);
+            client_fds.retain(|&(_, fd)| fd != pair.1);
+            client_fds.push(pair);
+        }
+    }
+    let kernel = &mut report.kernel;
+    let tcp_fds: Vec<i32> = kernel
+        .open_fds()
+        .into_iter()
+        .filter(|i| i.kind == FdKind::Tcp)
+        .map(|i| i.fd)
+        .collect();
+    let mut found = Vec::new();
+    for (client_tid, client_fd) in client_fds {
+        let Ok(client_addr) = kernel.local_addr(client_fd) else {
+            continue;
+        };
+        let server_fd = tcp_fds
+            .iter()
+            .copied()
+            .filter(|&fd| fd != client_fd)
+            .find(|&fd| kernel.peer_addr(fd) == Ok(client_addr));
+        if let Some(server_fd) = server_fd {
+            found.push(Connection {
+                client_tid,
+                client_fd,
+                server_fd,
+            });
+        }
+    }
+    found
+}
+
+/// Escapes text for XML and JSON strings alike (the few characters both care about).
+pub(crate) fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The names of the epoll bits in `events` (`in,out,rdhup`), or `-` for none.
+pub fn events_name(events: u32) -> String {
+    const NAMES: [(i32, &str); 6] = [
+        (libc::EPOLLIN, "in"),
+        (libc::EPOLLPRI, "pri"),
+        (libc::EPOLLOUT, "out"),
+        (libc::EPOLLERR, "err"),
+        (libc::EPOLLHUP, "hup"),
+        (libc::EPOLLRDHUP, "rdhup"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| events & (*bit as u32) != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The `run` options that explain a simulated run: pictures, and the replay of a decision log.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RunArgs {
+    /// Write an SVG timeline of the run to FILE (windowed around the failure).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Write the run as Chrome trace-event JSON to FILE (open it in ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<std::path::PathBuf>,
+    /// Replay the decision log in FILE (written by `edgesim shrink`) instead of drawing the
+    /// schedule from the seed.
+    #[arg(long, value_name = "FILE")]
+    pub decisions: Option<std::path::PathBuf>,
+}
+
+impl RunArgs {
+    /// Whether any of these options was given.
+    pub fn any(&self) -> bool {
+        self.svg.is_some() || self.perfetto.is_some() || self.decisions.is_some()
+    }
+
+    /// Runs `scenario` at `seed` with the trace kept, replaying the decision log if one was
+    /// given, and writes the pictures asked for.
+    pub fn run(
+        &self,
+        scenario: &crate::scenario::Scenario,
+        seed: u64,
+    ) -> Result<RunResult, String> {
+        let replay = match &self.decisions {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(
+                    sim::sched::Decisions::parse(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                )
+            }
+        };
+        let options = crate::runner::SimOptions {
+            keep_trace: true,
+            record_decisions: false,
+            replay,
+        };
+        let (result, mut report) = crate::runner::run_sim_report(scenario, seed, &options);
+        let timeline = Timeline::new(&scenario.name, &result, &mut report);
+        let outputs = [
+            (&self.svg, svg::render as fn(&Timeline) -> String),
+            (&self.perfetto, perfetto::render),
+        ];
+        for (path, render) in outputs {
+            if let Some(path) = path {
+                std::fs::write(path, render(&timeline))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout().lock(), "wrote {}", path.display());
+            }
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,483 @@
+//! Shrinking a failing run to a smaller one that fails the same way: first the scenario
+//! (fewer clients, messages, bytes, reactors, workers and fault kinds), then the schedule
+//! (fewer preemptions, by deleting entries of the recorded decision log).
+//!
+//! "The same way" is the same verdict and the same cause: for a stall, the same kind of
+//! diagnosis (an undrained edge, a connection never accepted, bytes held in user space...);
+//! for other verdicts, the first diagnosis line with its numbers taken out. A scenario change
+//! is tried at the current seed and a few more, because a smaller workload shifts every
+//! random draw; the schedule is shrunk by replaying decision logs, which keeps the rest of
+//! the run fixed. Both phases stop at a budget of runs and of wall-clock time.
+
+use crate::runner::{run_sim_report, RunResult, SimOptions};
+use crate::scenario::{Pattern, Scenario, Verdict};
+use sim::kernel::EdgeModel;
+use sim::sched::{derive_seed, Decisions, Strategy};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How much work the shrinker may do.
+#[derive(Copy, Clone, Debug)]
+pub struct Budget {
+    /// Simulated runs at most.
+    pub runs_max: u64,
+    /// Wall-clock seconds at most.
+    pub secs_max: u64,
+}
+
+/// Seeds tried for each scenario change besides the current one.
+const EXTRA_SEEDS: u64 = 3;
+
+/// The size of a run, for the before/after lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Size {
+    /// Clients.
+    pub clients: usize,
+    /// Messages per client.
+    pub messages: usize,
+    /// Largest message, in bytes.
+    pub size_bytes: usize,
+    /// Sub-reactors.
+    pub reactors: usize,
+    /// Fault kinds with a non-zero probability.
+    pub fault_kinds: usize,
+    /// Preemptions in the decision log.
+    pub preemptions: usize,
+    /// Scheduler faults that fired.
+    pub faults_fired: usize,
+    /// Steps the run took.
+    pub steps: u64,
+}
+
+impl Size {
+    fn of(scenario: &Scenario, decisions: &Decisions, steps: u64) -> Size {
+        let f = &scenario.sim.faults;
+        let probabilities = [
+            f.kernel.short_read,
+            f.kernel.short_write,
+            f.kernel.segment,
+            f.kernel.reset,
+            f.kernel.accept_abort,
+            f.kernel.accept_emfile,
+            f.sched.eintr,
+            f.sched.spurious_wakeup,
+        ];
+        Size {
+            clients: scenario.clients.count,
+            messages: scenario.clients.messages,
+            size_bytes: scenario.clients.size_bytes.1,
+            reactors: scenario.server.config.reactors,
+            fault_kinds: probabilities.iter().filter(|&&p| p > 0.0).count(),
+            preemptions: decisions.picks.len(),
+            faults_fired: decisions.faults.len(),
+            steps,
+        }
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "clients={} messages={} size_bytes={} reactors={} fault_kinds={} preemptions={} faults_fired={} steps={}",
+            self.clients,
+            self.messages,
+            self.size_bytes,
+            self.reactors,
+            self.fault_kinds,
+            self.preemptions,
+            self.faults_fired,
+            self.steps
+        )
+    }
+}
+
+/// A shrunk run.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The smaller scenario (its `expect` names the verdict and the seed).
+    pub scenario: Scenario,
+    /// The seed it fails at.
+    pub seed: u64,
+    /// The decision log that replays the failing run.
+    pub decisions: Decisions,
+    /// The verdict kept.
+    pub verdict: Verdict,
+    /// The cause kept.
+    pub cause: String,
+    /// The original run's size.
+    pub before: Size,
+    /// The shrunk run's size.
+    pub after: Size,
+    /// Runs made.
+    pub runs: u64,
+}
+
+/// The kind of failure a run shows, which shrinking must keep.
+pub fn cause(result: &RunResult) -> String {
+    if result.verdict == Verdict::Stall {
+        // The first line that says why a client waits names the kind of stall.
+        const KINDS: [(&str, &str); 5] = [
+            ("stopped reading before EAGAIN", "undrained edge"),
+            ("never accepted", "connection never accepted"),
+            ("the kernel owes nothing", "bytes held in user space"),
+            ("which watches nothing", "client watches nothing"),
+            ("no thread can run", "no thread can run"),
+        ];
+        for line in &result.diagnosis {
+            if let Some((_, kind)) = KINDS.iter().find(|(needle, _)| line.contains(needle)) {
+                return (*kind).to_string();
+            }
+        }
+    }
+    let first = result.diagnosis.first().map_or("", String::as_str);
+    // Numbers (steps, fds, byte counts, thread ids) change with every shrink; the words stay.
+    let words: Vec<String> = first
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty() && !w.starts_with("0x") && w != "x")
+        .take(8)
+        .collect();
+    words.join(" ")
+}
+
+struct Shrinker {
+    verdict: Verdict,
+    cause: String,
+    budget: Budget,
+    start: Instant,
+    runs: u64,
+}
+
+impl Shrinker {
+    fn exhausted(&self) -> bool {
+        self.runs >= self.budget.runs_max
+            || self.start.elapsed() >= Duration::from_secs(self.budget.secs_max)
+    }
+
+    /// Runs `scenario` at `seed` (replaying `replay` if given); returns the result and the
+    /// decisions taken when it fails the same way.
+    fn attempt(
+        &mut self,
+        scenario: &Scenario,
+        seed: u64,
+        replay: Option<Decisions>,
+    ) -> Option<(RunResult, Decisions)> {
+        self.runs += 1;
+        let options = SimOptions {
+            keep_trace: true,
+            record_decisions: true,
+            replay,
+        };
+        let (result, report) = run_sim_report(scenario, seed, &options);
+        let same = result.verdict == self.verdict && cause(&result) == self.cause;
+        same.then(|| (result, report.decisions.unwrap_or_default()))
+    }
+}
+
+/// Smaller variants of `scenario`, most aggressive first.
+fn candidates(scenario: &Scenario) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let mut push = |change: &dyn Fn(&mut Scenario)| {
+        let mut candidate = scenario.clone();
+        change(&mut candidate);
+        if candidate != *scenario && !out.contains(&candidate) {
+            out.push(candidate);
+        }
+    };
+    let clients = scenario.clients.count;
+    push(&|s| s.clients.count = 1);
+    push(&|s| s.clients.count = clients.div_ceil(2));
+    push(&|s| s.clients.count = clients.saturating_sub(1).max(1));
+    let messages = scenario.clients.messages;
+    push(&|s| s.clients.messages = 1);
+    push(&|s| s.clients.messages = messages.div_ceil(2));
+    push(&|s| s.clients.messages = messages.saturating_sub(1).max(1));
+    let (min, max) = scenario.clients.size_bytes;
+    push(&|s| s.clients.size_bytes = (min, min));
+    push(&|s| s.clients.size_bytes = ((min / 2).max(1), (max / 2).max(1)));
+    push(&|s| s.clients.size_bytes = (min, (max * 3 / 4).max(min)));
+    let reactors = scenario.server.config.reactors;
+    push(&|s| s.server.config.reactors = 1);
+    push(&|s| s.server.config.reactors = reactors.saturating_sub(1).max(1));
+    let workers = scenario.server.config.workers;
+    push(&|s| s.server.config.workers = 0);
+    push(&|s| s.server.config.workers = workers / 2);
+    // One fault kind at a time, so the ones the failure needs stay.
+    push(&|s| s.sim.faults.kernel.short_read = 0.0);
+    push(&|s| s.sim.faults.kernel.short_write = 0.0);
+    push(&|s| s.sim.faults.kernel.segment = 0.0);
+    push(&|s| s.sim.faults.kernel.reset = 0.0);
+    push(&|s| s.sim.faults.kernel.accept_abort = 0.0);
+    push(&|s| s.sim.faults.kernel.accept_emfile = 0.0);
+    push(&|s| s.sim.faults.sched.eintr = 0.0);
+    push(&|s| s.sim.faults.sched.spurious_wakeup = 0.0);
+    out
+}
+
+/// Shrinks the run of `scenario` at `seed`. Fails when that run does not fail.
+pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, String> {
+    let mut shrinker = Shrinker {
+        verdict: Verdict::Pass,
+        cause: String::new(),
+        budget,
+        start: Instant::now(),
+        runs: 1,
+    };
+    let options = SimOptions {
+        keep_trace: true,
+        record_decisions: true,
+        replay: None,
+    };
+    let (original, report) = run_sim_report(scenario, seed, &options);
+    if matches!(original.verdict, Verdict::Pass | Verdict::Inconclusive) {
+        return Err(format!(
+            "seed {seed} gives verdict {}: there is no failure to shrink",
+            original.verdict.name()
+        ));
+    }
+    shrinker.verdict = original.verdict;
+    shrinker.cause = cause(&original);
+    let mut decisions = report.decisions.unwrap_or_default();
+    let before = Size::of(scenario, &decisions, original.steps);
+    let (mut current, mut current_seed, mut steps) = (scenario.clone(), seed, original.steps);
+
+    // Phase 1: the scenario. Take the first smaller variant that still fails the same way,
+    // then start over from it, until no variant does.
+    'outer: while !shrinker.exhausted() {
+        for candidate in candidates(&current) {
+            let seeds = std::iter::once(current_seed)
+                .chain((0..EXTRA_SEEDS).map(|i| derive_seed(current_seed, 100 + i)));
+            for try_seed in seeds {
+                if shrinker.exhausted() {
+                    break 'outer;
+                }
+                if let Some((result, taken)) = shrinker.attempt(&candidate, try_seed, None) {
+                    (current, current_seed, steps, decisions) =
+                        (candidate, try_seed, result.steps, taken);
+                    continue 'outer;
+                }
+            }
+        }
+        break;
+    }
+
+    // Phase 2: the schedule. The recorded log replays the run; delete chunks of preemptions
+    // (halves, then quarters, down to single entries) while the failure stays the same.
+    if let Some((result, taken)) = shrinker.attempt(&current, current_seed, Some(decisions.clone()))
+    {
+        (steps, decisions) = (result.steps, taken);
+        let mut chunk = decisions.picks.len().div_ceil(2).max(1);
+        loop {
+            let mut idx = 0;
+            while idx < decisions.picks.len() && !shrinker.exhausted() {
+                let mut candidate = decisions.clone();
+                let end = (idx + chunk).min(candidate.picks.len());
+                candidate.picks.drain(idx..end);
+                match shrinker.attempt(&current, current_seed, Some(candidate)) {
+                    Some((result, taken)) if taken.picks.len() < decisions.picks.len() => {
+                        (steps, decisions) = (result.steps, taken);
+                    }
+                    _ => idx += chunk,
+                }
+            }
+            if chunk == 1 || shrinker.exhausted() {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+        let mut idx = 0;
+        while idx < decisions.faults.len() && !shrinker.exhausted() {
+            let mut candidate = decisions.clone();
+            candidate.faults.remove(idx);
+            match shrinker.attempt(&current, current_seed, Some(candidate)) {
+                Some((result, taken)) if taken.faults.len() < decisions.faults.len() => {
+                    (steps, decisions) = (result.steps, taken);
+                }
+                _ => idx += 1,
+            }
+        }
+    }
+    current.name = format!("{}-shrunk", scenario.name);
+    current.description = format!(
+        "shrunk by `edgesim shrink` from {} seed {seed}: {}",
+        scenario.name, shrinker.cause
+    );
+    current.expect = shrinker.verdict;
+    current.seed = current_seed;
+    let after = Size::of(&current, &decisions, steps);
+    Ok(Shrunk {
+        scenario: current,
+        seed: current_seed,
+        decisions,
+        verdict: shrinker.verdict,
+        cause: shrinker.cause,
+        before,
+        after,
+        runs: shrinker.runs,
+    })
+}
+
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The scenario file of `scenario` (every key the format has, so it reads back equal).
+pub fn scenario_toml(scenario: &Scenario) -> String {
+    let mut out = String::new();
+    let server = &scenario.server;
+    let c = &server.config;
+    let _ = writeln!(out, "name = {}", quote(&scenario.name));
+    let _ = writeln!(out, "description = {}", quote(&scenario.description));
+    out.push_str("\n[server]\n");
+    let model = if server.netpoll {
+        "netpoll"
+    } else {
+        c.model.name()
+    };
+    let _ = writeln!(out, "model = \"{model}\"");
+    let _ = writeln!(out, "reactors = {}", c.reactors);
+    let _ = writeln!(out, "workers = {}", c.workers);
+    let _ = writeln!(out, "balance = \"{}\"", c.balance.name());
+    let _ = writeln!(out, "trigger = \"{}\"", c.trigger.name());
+    if let Some(flaw) = c.flaw {
+        let _ = writeln!(out, "flaw = \"{}\"", flaw.name());
+    }
+    let _ = writeln!(out, "handler = \"{}\"", server.handler.name());
+    let clients = &scenario.clients;
+    out.push_str("\n[clients]\n");
+    let _ = writeln!(out, "count = {}", clients.count);
+    let _ = writeln!(out, "messages = {}", clients.messages);
+    let (min, max) = clients.size_bytes;
+    if min == max {
+        let _ = writeln!(out, "size = {min}");
+    } else {
+        let _ = writeln!(out, "size = \"{min}..{max}\"");
+    }
+    let pattern: Pattern = clients.pattern;
+    let _ = writeln!(out, "pattern = \"{}\"", pattern.name());
+    let sim = &scenario.sim;
+    out.push_str("\n[sim]\n");
+    let edge = match sim.edge {
+        EdgeModel::Linux => "linux",
+        EdgeModel::Strict => "strict",
+    };
+    let _ = writeln!(out, "edge = \"{edge}\"");
+    let f = &sim.faults;
+    let faults: Vec<String> = [
+        ("short_read", f.kernel.short_read),
+        ("short_write", f.kernel.short_write),
+        ("segment", f.kernel.segment),
+        ("reset", f.kernel.reset),
+        ("accept_abort", f.kernel.accept_abort),
+        ("accept_emfile", f.kernel.accept_emfile),
+        ("eintr", f.sched.eintr),
+        ("spurious_wakeup", f.sched.spurious_wakeup),
+    ]
+    .iter()
+    .filter(|(_, p)| *p > 0.0)
+    .map(|(name, p)| format!("{name} = {p:?}"))
+    .collect();
+    let _ = writeln!(out, "faults = {{ {} }}", faults.join(", "));
+    let _ = writeln!(out, "max_steps = {}", sim.max_steps);
+    match sim.strategy {
+        Strategy::RandomWalk => out.push_str("strategy = \"random\"\n"),
+        Strategy::Pct { depth, .. } => {
+            let _ = writeln!(out, "strategy = \"pct\"\npct_depth = {depth}");
+        }
+    }
+    let _ = writeln!(out, "latency_us_max = {}", sim.latency_us_max);
+    let _ = writeln!(out, "sndbuf_bytes = {}", sim.sndbuf_bytes);
+    let _ = writeln!(out, "rcvbuf_bytes = {}", sim.rcvbuf_bytes);
+    out.push_str("\n[expect]\n");
+    let _ = writeln!(out, "verdict = \"{}\"", scenario.expect.name());
+    let _ = writeln!(out, "seed = {}", scenario.seed);
+    out
+}
+
+/// Where `shrink` writes the scenario and the decision log for `shrunk` under `dir`.
+pub fn output_paths(dir: &Path, shrunk: &Shrunk) -> (PathBuf, PathBuf) {
+    let name = &shrunk.scenario.name;
+    (
+        dir.join(format!("{name}.toml")),
+        dir.join(format!("{name}.decisions")),
+    )
+}
+
+/// Writes the shrunk scenario and its decision log under `dir`, after checking that the
+/// scenario file reads back as the scenario that was shrunk.
+pub fn write(dir: &Path, shrunk: &Shrunk) -> Result<(PathBuf, PathBuf), String> {
+    let text = scenario_toml(&shrunk.scenario);
+    let (toml_path, log_path) = output_paths(dir, shrunk);
+    let reread = crate::scenario::parse(&toml_path.display().to_string(), &text)
+        .map_err(|e| format!("the shrunk scenario does not read back: {e}"))?;
+    if reread != shrunk.scenario {
+        return Err("the shrunk scenario reads back differently (a key the writer misses)".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(&toml_path, text).map_err(|e| format!("{}: {e}", toml_path.display()))?;
+    std::fs::write(&log_path, shrunk.decisions.to_string())
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    Ok((toml_path, log_path))
+}
+
+/// `edgesim shrink`: shrinks, writes, and prints before/after sizes; the last line is
+/// `shrunk verdict=<v> cause=<...> steps_before=<n> steps_after=<n> runs=<n>`.
+pub fn cli(path: &Path, scenario: &Scenario, seed: u64, out: &Path, budget: Budget) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let shrunk = match shrink(scenario, seed, budget) {
+        Ok(shrunk) => shrunk,
+        Err(message) => {
+            eprintln!("edgesim: {}: {message}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (toml_path, log_path) = match write(out, &shrunk) {
+        Ok(paths) => paths,
+        Err(message) => {
+            eprintln!("edgesim: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = writeln!(stdout, "before: {}", shrunk.before);
+    let _ = writeln!(stdout, "after:  {}", shrunk.after);
+    let _ = writeln!(
+        stdout,
+        "wrote {} and {}",
+        toml_path.display(),
+        log_path.display()
+    );
+    let _ = writeln!(
+        stdout,
+        "replay: edgesim run {} --decisions {} --trace",
+        toml_path.display(),
+        log_path.display()
+    );
+    let _ = writeln!(
+        stdout,
+        "shrunk verdict={} cause=\"{}\" steps_before={} steps_after={} runs={}",
+        shrunk.verdict.name(),
+        shrunk.cause,
+        shrunk.before.steps,
+        shrunk.after.steps,
+        shrunk.runs
+    );
+    ExitCode::SUCCESS
+}
