@@ -92,3 +92,58 @@ fn explore_finds_the_same_failures_with_one_or_two_jobs() {
     assert_eq!(one.failures, two.failures);
     assert_eq!(one.explored, 60);
 }
+
+/// Seeds of the slow cross-process check (`EDGESIM_SLOW=1`).
+const SEEDS_SLOW: u64 = 1_000;
+
+/// One line per seed over `seeds`, as [`trace_hashes`] prints them.
+fn trace_hashes_over(seeds: std::ops::Range<u64>) -> String {
+    let scenario = bench_echo();
+    seeds
+        .map(|seed| {
+            let result = run_sim(&scenario, seed, false);
+            format!(
+                "hash {seed} {} {:016x}\n",
+                result.verdict.name(),
+                result.trace_hash
+            )
+        })
+        .collect()
+}
+
+/// Runs the test `name` alone in a fresh process with [`CHILD_ENV`] set and returns the
+/// `hash` lines it printed.
+fn child_hashes_of(name: &str) -> String {
+    // `/proc/self/exe` still runs this binary if a concurrent build replaced the file.
+    let output = Command::new("/proc/self/exe")
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("the child runs");
+    assert!(output.status.success(), "the child failed: {output:?}");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter_map(|line| line.find("hash ").map(|at| format!("{}\n", &line[at..])))
+        .collect()
+}
+
+/// The deep version of the cross-process check: 1,000 seeds, two child processes, every
+/// trace hash compared. It takes minutes in a debug build, so it runs only with
+/// `EDGESIM_SLOW=1`.
+#[test]
+fn thousand_seeds_same_traces_in_two_processes() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        print!("{}", trace_hashes_over(0..SEEDS_SLOW));
+        return;
+    }
+    if std::env::var_os("EDGESIM_SLOW").is_none_or(|v| v != "1") {
+        eprintln!("skipped: set EDGESIM_SLOW=1 to compare 1,000 seeds across processes");
+        return;
+    }
+    let name = "determinism::thousand_seeds_same_traces_in_two_processes";
+    let first = child_hashes_of(name);
+    let second = child_hashes_of(name);
+    assert_eq!(first.lines().count() as u64, SEEDS_SLOW);
+    assert_eq!(first, second, "two processes disagree");
+}
