@@ -88,7 +88,7 @@
 mod client;
 mod thread;
 
-pub use crate::runner::{RunResult, IDLE_WINDOW};
+pub use crate::runner::{RunResult, IDLE_STEPS_MAX, IDLE_WINDOW};
 pub use crate::scenario::{ClientSpec, FaultSpec, Pattern, SimSpec, Verdict};
 pub use client::Client;
 pub use sim::kernel::EdgeModel;
@@ -111,8 +111,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-pub use crate::runner::IDLE_STEPS_MAX;
 
 /// The environment variable that replays one seed.
 pub const SEED_ENV: &str = "EDGESIM_SEED";

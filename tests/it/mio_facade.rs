@@ -451,3 +451,29 @@ fn a_linux_socket_cannot_be_registered_with_a_simulated_poll() {
     });
     assert_eq!(kind, Err(std::io::ErrorKind::InvalidInput));
 }
+
+#[test]
+fn the_first_failure_does_not_depend_on_the_number_of_jobs() {
+    // One message of at most 4500 bytes outgrows one 4 KiB read only now and then, so the
+    // first failure is a later seed and the workers race for the seeds before it.
+    let flawed = |jobs| {
+        Harness::new(|l| on_edgesim::serve(l, on_edgesim::Drain::OneRead))
+            .clients(ClientSpec {
+                count: 1,
+                messages: 1,
+                size_bytes: (1, 4500),
+                pattern: Pattern::Pingpong,
+            })
+            .jobs(jobs)
+            .explore(0..200)
+            .first_failure
+            .map(|f| (f.seed, f.verdict, f.trace_hash))
+    };
+    let one = flawed(1);
+    assert!(
+        one.is_some_and(|(seed, _, _)| seed > 0),
+        "a later seed of 0..200 fails: {one:?}"
+    );
+    assert_eq!(one, flawed(2));
+    assert_eq!(one, flawed(3));
+}
