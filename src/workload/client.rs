@@ -272,6 +272,9 @@ impl<'a, O: Os> Conn<'a, O> {
         progress: &Progress<O>,
     ) -> Result<(u64, u64), ClientError> {
         let half_close = self.plan.pattern == Pattern::HalfClose;
+        // Both end with the server's end of file: after the shutdown, or after the server's
+        // idle deadline closed the silent connection.
+        let wait_eof = half_close || self.plan.pattern == Pattern::Idle;
         let reset_at = (self.plan.pattern == Pattern::Reset).then_some(total / 2);
         // Prefix sums: the stream offset at which message i ends.
         let ends: Vec<u64> = sizes
@@ -323,7 +326,7 @@ impl<'a, O: Os> Conn<'a, O> {
             let received_before = self.received;
             let eof = self.read_available(progress)?;
             if eof {
-                if half_close && self.received == total {
+                if wait_eof && self.received == total {
                     return Ok((self.sent, self.received));
                 }
                 return Err(ClientError::UnexpectedEof {
@@ -331,7 +334,7 @@ impl<'a, O: Os> Conn<'a, O> {
                     expected: total,
                 });
             }
-            if self.received == total && !half_close {
+            if self.received == total && !wait_eof {
                 return Ok((self.sent, self.received));
             }
             if self.received != received_before && self.sent < total {
