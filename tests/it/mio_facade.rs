@@ -18,7 +18,7 @@ mod on_mio {
     include!("../../examples/echo_reactor/reactor.rs");
 }
 
-/// Seeds the correct reactor must pass by default (about 4 s in a debug build on two
+/// Seeds the correct reactor must pass by default (about 5 s in a debug build on two
 /// cores); `EDGESIM_SEEDS=0..2000` runs the full acceptance range (about 30 s).
 const PASS_SEEDS: std::ops::Range<u64> = 0..300;
 
