@@ -241,7 +241,7 @@ fn run(
         Backend::Sim => run_sim(&scenario, seed, true),
         Backend::Real => run_real(&scenario, Duration::from_millis(stall_after_ms)),
     };
-    report(path, &scenario, &result, trace, backend)
+    report(path, &scenario, &result, trace, backend, explain)
 }
 
 fn report(
@@ -250,6 +250,7 @@ fn report(
     result: &RunResult,
     trace: bool,
     backend: Backend,
+    explain: &edgesim::explain::RunArgs,
 ) -> ExitCode {
     if trace {
         for line in &result.trace {
@@ -268,8 +269,14 @@ fn report(
     }
     if result.verdict != Verdict::Pass && backend == Backend::Sim {
         say!("SEED={}", result.seed);
+        // A decision log replaces the seed's schedule, so the replay needs it too.
+        let decisions = explain
+            .decisions
+            .as_ref()
+            .map(|p| format!(" --decisions {}", p.display()))
+            .unwrap_or_default();
         say!(
-            "replay: edgesim run {} --seed {} --trace",
+            "replay: edgesim run {} --seed {}{decisions} --trace",
             path.display(),
             result.seed
         );

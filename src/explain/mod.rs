@@ -77,6 +77,8 @@ pub struct Timeline {
     pub stall_certain_step: Option<u64>,
     /// The diagnosis lines.
     pub diagnosis: Vec<String>,
+    /// Threads whose last record is a block that never returned: `(tid, step)`.
+    pub blocked_at_end: Vec<(u32, u64)>,
 }
 
 impl Timeline {
@@ -97,6 +99,7 @@ impl Timeline {
             blamed_hazard: None,
             stall_certain_step: None,
             diagnosis: result.diagnosis.clone(),
+            blocked_at_end: blocked_at_end(report.trace.records()),
         };
         timeline.find_stall_point();
         timeline
@@ -214,11 +217,40 @@ pub fn calls(records: &[Record]) -> Vec<Call> {
                 }
             }
             Record::Fault { tid, what, .. } => pending_fault = Some((tid, what)),
-            // Switches and blocks are implied by the calls' steps.
+            Record::Blocked { step, tid, .. } => {
+                // The blocking call returns later as a record of its own; its span starts
+                // here rather than at the thread's previous call.
+                let idx = tid as usize;
+                if last_step.len() <= idx {
+                    last_step.resize(idx + 1, 0);
+                }
+                last_step[idx] = step.saturating_sub(1);
+            }
+            // Switches are implied by the calls' steps.
             _ => {}
         }
     }
     calls
+}
+
+/// Threads whose last record is `Blocked`: they were still waiting when the run ended.
+fn blocked_at_end(records: &[Record]) -> Vec<(u32, u64)> {
+    let mut last: Vec<Option<u64>> = Vec::new();
+    for record in records {
+        let (tid, blocked) = match *record {
+            Record::Call { tid, .. } => (tid, None),
+            Record::Blocked { step, tid, .. } => (tid, Some(step)),
+            _ => continue,
+        };
+        if last.len() <= tid as usize {
+            last.resize(tid as usize + 1, None);
+        }
+        last[tid as usize] = blocked;
+    }
+    last.iter()
+        .enumerate()
+        .filter_map(|(tid, step)| step.map(|s| (tid as u32, s)))
+        .collect()
 }
 
 /// Client sockets (descriptors the client threads connected) paired with the server socket

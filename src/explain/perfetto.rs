@@ -185,6 +185,14 @@ pub fn render(timeline: &Timeline) -> String {
             ));
         }
     }
+    for &(tid, step) in &timeline.blocked_at_end {
+        events.push(format!(
+            r#"{{"name":"blocked (never woken)","cat":"call","ph":"X","ts":{:.3},"dur":{:.3},"pid":{PID},"tid":{}}}"#,
+            step as f64 - CALL_US,
+            (timeline.end_step.saturating_sub(step)) as f64 + CALL_US,
+            track(tid)
+        ));
+    }
     for hazard in &timeline.hazards {
         events.push(format!(
             r#"{{"name":"hazard","cat":"hazard","ph":"i","s":"g","ts":{:.3},"pid":{PID},"tid":{},"args":{{"fd":{},"bytes_unread":{},"edge_taken_step":{}}}}}"#,

@@ -189,6 +189,19 @@ fn thread_lane(svg: &mut String, timeline: &Timeline, scale: &Scale, tid: u32, y
         LABEL_W + scale.plot_w
     );
     let _ = writeln!(svg, r#"<g class="lane thread" data-tid="{tid}">"#);
+    // A wait that never returned: the thread sleeps to the end of the run.
+    for &(_, step) in timeline.blocked_at_end.iter().filter(|(t, _)| *t == tid) {
+        if step <= scale.end {
+            let x0 = scale.x(step);
+            let x1 = scale.x(scale.end);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="8" fill="{COLOR_WAIT}" stroke="{COLOR_EVENT}" stroke-width="0.6" stroke-dasharray="3,2"><title>blocked at step {step} and never woken</title></rect>"#,
+                mid - 4.0,
+                (x1 - x0).max(1.0)
+            );
+        }
+    }
     for call in timeline.calls.iter().filter(|c| c.tid == tid) {
         let blocks = matches!(call.op, Op::EpollWait | Op::Park | Op::Sleep | Op::Join);
         let visible = scale.contains(call.step) || (blocks && scale.contains(call.since_step));
