@@ -19,6 +19,12 @@ pub(super) enum Payload {
     Data(Vec<u8>),
     Fin,
     Rst,
+    /// The acknowledgement of a FIN (the only ACK the model sends on its own: its arrival
+    /// changes the sender's state and wakes it). A delayed one is void if the acknowledging
+    /// socket's own segment carried the ACK first.
+    FinAck {
+        delayed: bool,
+    },
 }
 
 /// A segment in flight from one socket to its peer.
@@ -93,6 +99,13 @@ impl Kernel {
             due_ns = due_ns.max(sock.last_due_ns);
             sock.last_due_ns = due_ns;
         }
+        let serial = self.segment_serial_next;
+        self.segment_serial_next += 1;
+        self.net.insert((due_ns, serial), segment);
+    }
+
+    /// Queues `segment` for delivery at `due_ns` exactly (a kernel timer).
+    pub(super) fn schedule(&mut self, due_ns: u64, segment: Segment) {
         let serial = self.segment_serial_next;
         self.segment_serial_next += 1;
         self.net.insert((due_ns, serial), segment);

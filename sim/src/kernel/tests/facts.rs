@@ -896,3 +896,34 @@ fn shut_rd_reader_sends_no_window_update() {
          read a 4 -> 0",
     );
 }
+
+/// The peer acknowledges our FIN a little later (delayed ACK on loopback, about 1.5 ms):
+/// SIOCOUTQ counts the FIN until then, and the ACK's state change (FIN_WAIT1 -> FIN_WAIT2)
+/// wakes us again, so an ET registration sees a second event after `shutdown`.
+#[test]
+fn fin_ack_wakes_the_sender_once_more() {
+    let mut ops = Ops::linux();
+    check_with(
+        &mut ops,
+        "tcp a b -> ok
+         epoll p -> ok
+         ctl p add a in,out,et -> ok
+         wait p -> a:out
+         shutdown a wr -> ok
+         wait p -> a:out
+         wait p -> none",
+    );
+    let a = ops.fd("a");
+    assert_eq!(ops.kernel.outq(a), Ok(1), "the FIN is not acknowledged yet");
+    let due = ops.kernel.next_timer_ns().expect("the delayed ACK");
+    ops.kernel.advance(due);
+    assert_eq!(ops.kernel.outq(a), Ok(0));
+    check_with(&mut ops, "wait p -> a:out");
+    // Data from the peer carries the ACK at once: no timer is left behind to fire.
+    check_with(
+        &mut ops,
+        "tcp c d -> ok\nshutdown c wr -> ok\nwrite d 5 -> 5",
+    );
+    let c = ops.fd("c");
+    assert_eq!(ops.kernel.outq(c), Ok(0));
+}
