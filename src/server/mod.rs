@@ -114,12 +114,14 @@ pub struct Server<O: Os, H: Handler> {
 /// connection's loop, which ignores it if the connection is gone; nothing blocks.
 pub struct ServerHandle<O: Os, S: Send + 'static> {
     loops: Vec<Arc<Mailbox<O, S>>>,
+    main: Option<Arc<Mailbox<O, S>>>,
 }
 
 impl<O: Os, S: Send + 'static> Clone for ServerHandle<O, S> {
     fn clone(&self) -> Self {
         ServerHandle {
             loops: self.loops.clone(),
+            main: self.main.clone(),
         }
     }
 }
@@ -146,6 +148,15 @@ impl<O: Os, S: Send + 'static> ServerHandle<O, S> {
     /// Closes the connection (after a bounded best-effort flush of its pending output).
     pub fn close(&self, handle: ConnHandle) -> bool {
         self.send(handle, Task::Close { handle })
+    }
+
+    /// Asks every loop to close its connections and leave; returns at once. The owner of
+    /// the [`Server`] still calls [`Server::stop`] to join the threads and close the rest.
+    /// Sockets the main loop hands over meanwhile are closed by `Server::stop`.
+    pub fn request_stop(&self) {
+        for mailbox in self.main.iter().chain(self.loops.iter()) {
+            let _ = mailbox.push(Task::Stop, true);
+        }
     }
 }
 
@@ -308,6 +319,7 @@ impl<O: Os, H: Handler> Server<O, H> {
     pub fn handle(&self) -> ServerHandle<O, H::State> {
         ServerHandle {
             loops: self.loops.iter().map(|l| Arc::clone(&l.mailbox)).collect(),
+            main: self.main.as_ref().map(|l| Arc::clone(&l.mailbox)),
         }
     }
 

@@ -824,3 +824,28 @@ fn descriptor_exhaustion_pauses_accepting_without_spinning() {
         "child failed:\n{rest}\n{stderr}"
     );
 }
+
+#[test]
+fn a_stop_requested_from_another_thread_closes_connections_and_stop_joins() {
+    let _serial = serial();
+    for model in [Model::MultiReactor, Model::SingleReactor, Model::ReusePort] {
+        let running = start(config(model, 2, Trigger::Edge), EchoHandler);
+        let mut streams: Vec<TcpStream> = (0..6).map(|_| client(running.addr())).collect();
+        for (conn, stream) in streams.iter_mut().enumerate() {
+            stream.write_all(b"ping").unwrap();
+            expect_bytes(stream, b"ping", &format!("{model} conn {conn}")).unwrap();
+        }
+        let handle = running.server.handle();
+        std::thread::spawn(move || handle.request_stop())
+            .join()
+            .unwrap();
+        for stream in &mut streams {
+            let mut rest = Vec::new();
+            stream
+                .read_to_end(&mut rest)
+                .expect("end of file after the stop");
+            assert!(rest.is_empty());
+        }
+        running.stop();
+    }
+}
