@@ -98,7 +98,7 @@ fn handles(op: Op) -> bool {
 pub fn render(timeline: &Timeline) -> String {
     let mut events: Vec<String> = Vec::new();
     events.push(format!(
-        r#"{{"name":"process_name","ph":"M","pid":{PID},"tid":0,"args":{{"name":{}}}}}"#,
+        r#"{{"name":"process_name","ph":"M","ts":0,"pid":{PID},"tid":0,"args":{{"name":{}}}}}"#,
         json_string(&format!(
             "edgesim {} seed {} ({})",
             timeline.name,
@@ -108,12 +108,12 @@ pub fn render(timeline: &Timeline) -> String {
     ));
     for thread in &timeline.threads {
         events.push(format!(
-            r#"{{"name":"thread_name","ph":"M","pid":{PID},"tid":{},"args":{{"name":{}}}}}"#,
+            r#"{{"name":"thread_name","ph":"M","ts":0,"pid":{PID},"tid":{},"args":{{"name":{}}}}}"#,
             track(thread.tid),
             json_string(&format!("t{} {}", thread.tid, thread.name))
         ));
         events.push(format!(
-            r#"{{"name":"thread_sort_index","ph":"M","pid":{PID},"tid":{},"args":{{"sort_index":{}}}}}"#,
+            r#"{{"name":"thread_sort_index","ph":"M","ts":0,"pid":{PID},"tid":{},"args":{{"sort_index":{}}}}}"#,
             track(thread.tid),
             thread.tid
         ));

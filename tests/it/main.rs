@@ -9,3 +9,4 @@ mod scenarios;
 mod netpoll;
 mod mio_facade;
 mod hostile;
+mod explain;
