@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use super::coverage::{hit, Case};
 use super::fdtable::Obj;
 use super::{EdgeModel, KResult, Kernel};
 
@@ -263,6 +264,16 @@ impl Kernel {
     /// `ep_modify`: new mask and data, then the same immediate poll as ADD (which is why a
     /// MOD re-reports a still-ready ET item, and re-arms a ONESHOT one).
     fn ep_modify(&mut self, ep: u32, item: u32, events: u32, data: u64) {
+        let it = &self.ep(ep).items[item as usize];
+        let was_disarmed = it.disarmed();
+        if self.mask_of(it.file) & events != 0 {
+            if was_disarmed {
+                hit(Case::OneshotRearmWithData);
+            }
+            if events & ET != 0 {
+                hit(Case::ModRearmUnderEt);
+            }
+        }
         let it = &mut self.ep_mut(ep).items[item as usize];
         it.events = events;
         it.data = data;
@@ -425,7 +436,9 @@ impl Kernel {
         if key != KEY_ALL && key & events == 0 {
             return false;
         }
-        if !it.on_list {
+        if it.on_list {
+            hit(Case::ArrivalWhileQueued);
+        } else {
             self.ep_link(ep, item);
         }
         let mut ewake = events & EXCLUSIVE == 0;
@@ -468,6 +481,7 @@ impl Kernel {
             let (file, events, data) = (it.file, it.events, it.data);
             let revents = self.poll_file(file) & events;
             if revents == 0 {
+                hit(Case::StaleReadinessDropped);
                 continue;
             }
             out.push((revents, data));
@@ -480,6 +494,9 @@ impl Kernel {
             }
         }
         // `ep_done_scan`: the items not reached stay at the head, before the LT re-queues.
+        if !tx.is_empty() {
+            hit(Case::MaxeventsCarryOver);
+        }
         let e = self.ep_mut(ep);
         tx.append(&mut e.ready);
         std::mem::swap(&mut tx, &mut e.ready);

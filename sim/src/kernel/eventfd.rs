@@ -2,6 +2,7 @@
 //! wakes IN and every read wakes OUT, whatever the counter was before (epoll-semantics.md
 //! 4.6, E29): the "edge" of an eventfd is the call, not a change of state.
 
+use super::coverage::{hit, Case};
 use super::epoll::{IN, OUT};
 use super::fdtable::Obj;
 use super::{KResult, Kernel};
@@ -60,6 +61,9 @@ impl Kernel {
         let count = self.efd_count(file);
         if u64::MAX - count <= value {
             return Err(libc::EAGAIN);
+        }
+        if count > 0 {
+            hit(Case::EventfdCoalescing);
         }
         self.file_mut(file).obj = Obj::EventFd(count + value);
         self.wake(file, IN);

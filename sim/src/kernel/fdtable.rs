@@ -6,6 +6,7 @@
 //! item by `(struct file *, fd)`), so a description keeps its watchers until its last
 //! descriptor closes (`eventpoll_release_file`).
 
+use super::coverage::{hit, Case};
 use super::epoll::Watcher;
 use super::{KResult, Kernel, FD_FIRST};
 
@@ -109,6 +110,10 @@ impl Kernel {
             self.fds.push(None);
         }
         debug_assert!(self.fds[fd as usize].is_none());
+        if fd < self.fd_high_water {
+            hit(Case::FdNumberReuse);
+        }
+        self.fd_high_water = self.fd_high_water.max(fd + 1);
         self.fds[fd as usize] = Some(file);
         self.file_mut(file).refs += 1;
         Ok(fd)

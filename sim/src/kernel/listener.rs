@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::coverage::{hit, Case};
 use super::epoll::{HUP, IN, KEY_ALL, OUT, PRI, RDHUP};
 use super::fdtable::Obj;
 use super::stream::{Proto, State, RCV_SHUTDOWN, SHUTDOWN_MASK};
@@ -263,7 +264,11 @@ impl Kernel {
         if self.listener(l).accept_queue.is_empty() {
             return Err(libc::EAGAIN);
         }
+        if self.listener(l).accept_queue.len() > 1 {
+            hit(Case::AcceptWithSeveralPending);
+        }
         if self.chance(self.cfg.faults.accept_emfile) {
+            hit(Case::EmfileOnAccept);
             return Err(libc::EMFILE);
         }
         if self.chance(self.cfg.faults.accept_abort) {
@@ -280,7 +285,10 @@ impl Kernel {
             return Err(libc::ECONNABORTED);
         }
         // `accept4` reserves the descriptor first: without one the connection stays queued.
-        self.fd_room(1)?;
+        if let Err(e) = self.fd_room(1) {
+            hit(Case::EmfileOnAccept);
+            return Err(e);
+        }
         let child = self
             .listener_mut(l)
             .accept_queue

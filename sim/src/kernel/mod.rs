@@ -154,6 +154,8 @@ pub struct Kernel {
     fds: Vec<Option<u32>>,
     /// Closed descriptor numbers below `fds.len()`, so that the lowest one is reused first.
     free_fds: BTreeSet<i32>,
+    /// One more than the highest descriptor number ever handed out (to see reuse).
+    fd_high_water: i32,
     /// Open file descriptions.
     files: Vec<Option<File>>,
     free_files: Vec<u32>,
@@ -220,6 +222,7 @@ impl Kernel {
             rng,
             fds,
             free_fds: BTreeSet::new(),
+            fd_high_water: FD_FIRST,
             files: Vec::new(),
             free_files: Vec::new(),
             file_serial_next: 1,

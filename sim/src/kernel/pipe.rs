@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use super::coverage::{hit, Case};
 use super::epoll::{ERR, HUP, IN, KEY_ALL, OUT};
 use super::fdtable::Obj;
 use super::{KResult, Kernel};
@@ -149,7 +150,11 @@ impl Kernel {
                 wake_writer |= full;
             }
         }
+        if !pipe.data.is_empty() {
+            hit(Case::PartialReadBeforeWait);
+        }
         if wake_writer {
+            hit(Case::EpolloutAfterFull);
             let write_file = pipe.write_file;
             if pipe.writer_open {
                 self.wake(write_file, OUT);
@@ -173,6 +178,9 @@ impl Kernel {
         };
         let pipe = self.pipe_mut(p);
         let was_empty = pipe.data.is_empty();
+        if !was_empty {
+            hit(Case::ArrivalOnNonEmpty);
+        }
         let mut written = 0;
         // The sub-page remainder merges into the last slot when it fits there.
         let chars = limit % PAGE_BYTES;

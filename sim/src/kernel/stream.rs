@@ -31,6 +31,7 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use super::coverage::{hit, Case};
 use super::epoll::{ERR, HUP, IN, KEY_ALL, OUT, PRI, RDHUP};
 use super::fdtable::Obj;
 use super::net::{Payload, Segment};
@@ -360,6 +361,9 @@ impl Kernel {
             for (slot, byte) in buf[..count].iter_mut().zip(sock.rcv.drain(..count)) {
                 *slot = byte;
             }
+            if !sock.rcv.is_empty() {
+                hit(Case::PartialReadBeforeWait);
+            }
             match sock.proto {
                 Proto::Tcp => self.tcp_window_opened(s),
                 Proto::Unix => self.unix_consumed(s, count),
@@ -441,6 +445,9 @@ impl Kernel {
         };
         sock.wmem = sock.wmem.saturating_sub(truesize);
         if sock.writeable() && !sock.dead {
+            if std::mem::take(&mut sock.nospace) {
+                hit(Case::EpolloutAfterFull);
+            }
             self.wake_sock(sender.id, OUT);
         }
     }
@@ -620,6 +627,9 @@ impl Kernel {
             }
             self.sock_mut(s).wmem += truesize;
             let other = self.sock_mut(peer.id);
+            if !other.rcv.is_empty() {
+                hit(Case::ArrivalOnNonEmpty);
+            }
             other.rcv.extend(parts.by_ref().take(size));
             other.rcv_skbs.push_back((size, truesize));
             self.wake_sock(peer.id, KEY_DATA);
@@ -664,7 +674,11 @@ impl Kernel {
                     }
                     return;
                 }
-                self.sock_mut(to.id).rcv.extend(buffer.iter().copied());
+                let receiver = self.sock_mut(to.id);
+                if !receiver.rcv.is_empty() {
+                    hit(Case::ArrivalOnNonEmpty);
+                }
+                receiver.rcv.extend(buffer.iter().copied());
                 self.recycle(buffer);
                 self.wake_sock(to.id, KEY_DATA);
                 if self.sock_alive(from) {
@@ -677,6 +691,9 @@ impl Kernel {
                 };
                 if t.state != State::Established {
                     return;
+                }
+                if !t.rcv.is_empty() {
+                    hit(Case::FinWithUnreadData);
                 }
                 t.done = true;
                 t.shutdown |= RCV_SHUTDOWN;
@@ -765,6 +782,7 @@ impl Kernel {
     fn tcp_check_space(&mut self, s: u32) {
         let sock = self.sock_mut(s);
         if sock.nospace && sock.writeable() {
+            hit(Case::EpolloutAfterFull);
             sock.nospace = false;
             self.wake_sock(s, OUT);
         }
@@ -779,6 +797,9 @@ impl Kernel {
             State::Established if sock.done && !sock.fin_pending => libc::EPIPE,
             State::Established => libc::ECONNRESET,
         };
+        if !sock.rcv.is_empty() {
+            hit(Case::RstWithUnreadData);
+        }
         if sock.state == State::SynSent {
             if let Some(l) = sock.listener.take() {
                 self.listener_forget(l, s);
@@ -937,6 +958,9 @@ impl Kernel {
             State::Established => {
                 let both_closed = sock.done && sock.fin_sent;
                 if (!sock.rcv.is_empty() || sock.linger_zero) && !both_closed {
+                    if !sock.rcv.is_empty() {
+                        hit(Case::RstWithUnreadData);
+                    }
                     self.tcp_send_reset(s);
                 } else {
                     let sock = self.sock_mut(s);
@@ -972,6 +996,9 @@ impl Kernel {
     fn unix_release(&mut self, s: u32) {
         let peer = self.sock(s).peer;
         let unread = !self.sock(s).rcv.is_empty();
+        if unread {
+            hit(Case::RstWithUnreadData);
+        }
         if let Some(peer) = peer {
             if let Some(other) = self.sock_get_mut(peer) {
                 other.shutdown = SHUTDOWN_MASK;

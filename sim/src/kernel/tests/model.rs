@@ -625,3 +625,42 @@ fn random_operations_keep_the_invariants() {
     assert!(events_total > 100, "only {events_total} events reported");
     assert!(bytes_total > 100_000, "only {bytes_total} bytes read");
 }
+
+/// The kernel counts the ET corner cases it passes through (for `explore --coverage`).
+#[test]
+fn coverage_counters_see_the_corner_cases() {
+    use crate::kernel::coverage::{take, Case};
+    take();
+    check(
+        "tcp a b -> ok
+         eventfd e -> ok
+         epoll p -> ok
+         ctl p add b in,et -> ok
+         ctl p add e in,et,oneshot -> ok
+         write a 10 -> 10
+         write a 10 -> 10          # arrival on a non-empty buffer, item already queued
+         read b 4 -> 4             # partial read
+         efd_write e 1 -> ok
+         efd_write e 1 -> ok       # eventfd coalescing
+         wait p max 1 -> b:in      # carry-over of e
+         read b 100 -> 16
+         wait p -> e:in
+         ctl p mod e in,et,oneshot -> ok
+         close a -> ok
+         tcp c d -> ok             # descriptor numbers reused",
+    );
+    let counts = take();
+    for case in [
+        Case::ArrivalOnNonEmpty,
+        Case::ArrivalWhileQueued,
+        Case::PartialReadBeforeWait,
+        Case::EventfdCoalescing,
+        Case::MaxeventsCarryOver,
+        Case::OneshotRearmWithData,
+        Case::ModRearmUnderEt,
+        Case::FdNumberReuse,
+    ] {
+        assert!(counts[case as usize] > 0, "{case:?} not counted");
+    }
+    assert_eq!(counts[Case::EmfileOnAccept as usize], 0);
+}
