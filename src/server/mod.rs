@@ -11,7 +11,8 @@
 //!
 //! - `config.rs`: the knobs, including the deliberate [`Flaw`].
 //! - `handler.rs`: the user API ([`Handler`], [`Ctx`]) and the echo and frame handlers.
-//! - `reactor.rs`: one loop's turn, the event order, the read/write paths, the close protocol.
+//! - `reactor.rs`: one loop's turn, the event order, `refresh`, the close protocol.
+//! - `transfer.rs`: the read and write paths, inline or through the worker pool.
 //! - `accept.rs`: the listener, the accept error policy, the hand-off to sub-loops.
 //! - `conn.rs`, `buffer.rs`: per-connection state, generation-tagged slots, bounded buffers.
 //! - `mailbox.rs`, `waker.rs`: cross-thread tasks and the coalesced eventfd wakeup.
@@ -42,6 +43,7 @@ mod conn;
 mod handler;
 mod mailbox;
 mod reactor;
+mod transfer;
 mod waker;
 mod worker;
 

@@ -16,8 +16,9 @@ use super::accept::{Handoff, Listener};
 use super::config::{Flaw, ServerConfig, Trigger};
 use super::conn::Slab;
 use super::handler::{ConnHandle, ConnInfo, Ctx, Handler};
-use super::mailbox::{Mailbox, Task, WorkerResult};
-use super::worker::{Job, WorkerPool};
+use super::mailbox::{Mailbox, Task};
+use super::transfer::{Input, ReadLimit};
+use super::worker::WorkerPool;
 use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, OsAtomic, Token};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,51 +41,32 @@ pub(crate) enum Local {
     Accept,
 }
 
-/// How far one read pass may go.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-enum ReadLimit {
-    /// One `read` call (level mode: the event repeats while bytes remain).
-    Once,
-    /// Until `EAGAIN` or the byte budget (edge modes).
-    Budget,
-    /// Until end of file (after a read hang-up: the byte count is finite).
-    ToEof,
-}
-
-/// Where a handler's input comes from.
-enum Input {
-    /// The first `n` bytes of the loop's read buffer (the connection had nothing pending).
-    ReadBuffer(usize),
-    /// The connection's inbound buffer.
-    Inbound,
-}
-
 /// One event loop and everything it owns.
 pub(crate) struct Reactor<O: Os, H: Handler> {
     pub(super) os: O,
     pub(super) cfg: Arc<ServerConfig>,
-    handler: Arc<H>,
+    pub(super) handler: Arc<H>,
     /// This loop's index among the serving loops (`u32::MAX` for the main loop).
-    idx: u32,
+    pub(super) idx: u32,
     pub(super) epfd: Fd,
     pub(super) mailbox: Arc<Mailbox<O, H::State>>,
-    conns: Slab<H::State>,
+    pub(super) conns: Slab<H::State>,
     pub(super) listener: Option<Listener>,
     pub(super) handoff: Option<Handoff<O, H::State>>,
-    pool: Option<Arc<WorkerPool<O, H>>>,
-    events: Vec<EpollEvent>,
+    pub(super) pool: Option<Arc<WorkerPool<O, H>>>,
+    pub(super) events: Vec<EpollEvent>,
     /// Shared by every connection of the loop: the most one `read` asks for.
-    read_buffer: Vec<u8>,
+    pub(super) read_buffer: Vec<u8>,
     /// Scratch for handler output, reused across calls.
-    output: Vec<u8>,
-    tasks: VecDeque<Task<H::State>>,
+    pub(super) output: Vec<u8>,
+    pub(super) tasks: VecDeque<Task<H::State>>,
     pub(super) local: VecDeque<Local>,
     /// Connections paused by backpressure, checked against the grace period.
-    paused: Vec<Token>,
+    pub(super) paused: Vec<Token>,
     /// The last take from the mailbox left normal tasks behind.
-    more_tasks: bool,
+    pub(super) more_tasks: bool,
     /// Flaw `close-with-dup`: duplicates left open until the loop stops.
-    leaked_dups: Vec<Fd>,
+    pub(super) leaked_dups: Vec<Fd>,
 }
 
 impl<O: Os, H: Handler> Reactor<O, H> {
@@ -226,7 +208,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
     }
 
     /// The connection `token` names, matched by generation unless flaw `stale-token`.
-    fn conn_token(&mut self, token: Token) -> Option<Token> {
+    pub(super) fn conn_token(&mut self, token: Token) -> Option<Token> {
         let index_only = self.flaw(Flaw::StaleToken);
         self.conns.get(token, index_only).map(|conn| conn.token)
     }
@@ -277,74 +259,8 @@ impl<O: Os, H: Handler> Reactor<O, H> {
         self.refresh(token);
     }
 
-    /// Whether the connection may read now: not at end of file or closing, inbound not
-    /// full, outbound under the backpressure limit (or the hard limit in overdrive).
-    fn can_read(cfg: &ServerConfig, conn: &super::conn::Conn<H::State>) -> bool {
-        let outbound_ok = conn.outbound.len() < cfg.outbound_bytes_max
-            || (conn.overdrive && conn.outbound.len() < cfg.outbound_hard_bytes_max);
-        !conn.eof && !conn.closing && conn.inbound.len() < cfg.inbound_bytes_max && outbound_ok
-    }
-
-    fn read_ready(&mut self, token: Token, limit: ReadLimit) {
-        let mut total_bytes = 0usize;
-        let mut n_reads = 0usize;
-        loop {
-            let Some(conn) = self.conns.get(token, false) else {
-                return;
-            };
-            if conn.eof {
-                return;
-            }
-            if !Self::can_read(&self.cfg, conn) {
-                // No edge will come for bytes already queued; `refresh` resumes the read
-                // when the reason goes away.
-                conn.read_blocked = true;
-                return;
-            }
-            let fd = conn.fd;
-            match self.os.read(fd, &mut self.read_buffer) {
-                Ok(0) => {
-                    // Flaw `eof-ignored`: end of file taken for "nothing yet": a level loop
-                    // spins on the readable socket, an edge loop never closes it.
-                    if !self.cfg.has(Flaw::EofIgnored) {
-                        conn.eof = true;
-                    }
-                    return;
-                }
-                Ok(n) => {
-                    total_bytes += n;
-                    n_reads += 1;
-                    self.deliver(token, Input::ReadBuffer(n));
-                }
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::EINTR) => continue,
-                Err(_) => {
-                    self.close(token);
-                    return;
-                }
-            }
-            match limit {
-                ReadLimit::Once => return,
-                // Flaw `read-once`: stops with bytes possibly left and no edge to come.
-                ReadLimit::Budget if self.flaw(Flaw::ReadOnce) => return,
-                ReadLimit::Budget
-                    if total_bytes >= self.cfg.read_budget_bytes
-                        || n_reads >= self.cfg.reads_per_turn_max =>
-                {
-                    // Fairness: other connections get their turn, and the synthetic re-read
-                    // stands in for the edge that will not come (netty R1, gnet PR 599).
-                    if !self.flaw(Flaw::BudgetNoRequeue) {
-                        self.queue_local(Local::Read(token));
-                    }
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// Queues a synthetic read or write once per connection.
-    fn queue_local(&mut self, local: Local) {
+    pub(super) fn queue_local(&mut self, local: Local) {
         let token = match local {
             Local::Read(token) | Local::Write(token) => token,
             Local::Accept => {
@@ -365,167 +281,9 @@ impl<O: Os, H: Handler> Reactor<O, H> {
         }
     }
 
-    /// Hands new input to the handler: inline, or as a worker job.
-    fn deliver(&mut self, token: Token, input: Input) {
-        let Some(conn) = self.conns.get(token, false) else {
-            return;
-        };
-        if let Some(pool) = &self.pool {
-            if let Input::ReadBuffer(n) = input {
-                conn.inbound.extend(&self.read_buffer[..n]);
-            }
-            if conn.in_flight {
-                conn.dirty = true;
-            } else if let Some(job) = Self::make_job(self.idx, conn) {
-                pool.submit(job);
-            }
-            return;
-        }
-        let Some(mut state) = conn.state.take() else {
-            return;
-        };
-        let info = ConnInfo {
-            handle: ConnHandle {
-                reactor: self.idx,
-                token: conn.token,
-            },
-            peer: conn.peer,
-        };
-        if let Input::ReadBuffer(n) = input {
-            if !conn.inbound.is_empty() {
-                conn.inbound.extend(&self.read_buffer[..n]);
-            }
-        }
-        let data: &[u8] = match input {
-            Input::ReadBuffer(n) if conn.inbound.is_empty() => &self.read_buffer[..n],
-            _ => conn.inbound.data(),
-        };
-        let mut ctx = Ctx::new(info, data, &mut self.output);
-        self.handler.on_traffic(&mut state, &mut ctx);
-        let (consumed, close) = (ctx.consumed(), ctx.wants_close());
-        let offered = data.len();
-        match input {
-            Input::ReadBuffer(n) if conn.inbound.is_empty() => {
-                conn.inbound.extend(&self.read_buffer[consumed..n]);
-            }
-            _ => conn.inbound.consume(consumed),
-        }
-        conn.state = Some(state);
-        conn.closing |= close;
-        // A handler that takes nothing from a full inbound buffer can never progress.
-        let stuck =
-            consumed == 0 && offered > 0 && conn.inbound.len() >= self.cfg.inbound_bytes_max;
-        self.send(token);
-        if stuck {
-            self.close(token);
-        }
-    }
-
-    /// A job with a copy of the connection's input and its state, or `None` if a worker
-    /// already holds the state.
-    fn make_job(idx: u32, conn: &mut super::conn::Conn<H::State>) -> Option<Job<H::State>> {
-        let state = conn.state.take()?;
-        let mut input = std::mem::take(&mut conn.job_buffer);
-        input.clear();
-        input.extend_from_slice(conn.inbound.data());
-        conn.in_flight = true;
-        conn.dirty = false;
-        Some(Job {
-            info: ConnInfo {
-                handle: ConnHandle {
-                    reactor: idx,
-                    token: conn.token,
-                },
-                peer: conn.peer,
-            },
-            state,
-            input,
-        })
-    }
-
-    /// Sends the handler output in `self.output`: straight to the socket when nothing is
-    /// queued before it, the rest appended to the outbound buffer.
-    fn send(&mut self, token: Token) {
-        if self.output.is_empty() {
-            return;
-        }
-        let Some(conn) = self.conns.get(token, false) else {
-            self.output.clear();
-            return;
-        };
-        let mut offset = 0;
-        if conn.outbound.is_empty() {
-            while offset < self.output.len() {
-                match self.os.write(conn.fd, &self.output[offset..]) {
-                    Ok(n) => offset += n,
-                    Err(Errno::EAGAIN) => break,
-                    Err(Errno::EINTR) => continue,
-                    Err(_) => {
-                        self.output.clear();
-                        self.close(token);
-                        return;
-                    }
-                }
-            }
-        }
-        conn.outbound.push(&self.output[offset..]);
-        self.output.clear();
-    }
-
-    /// Writes pending output until `EAGAIN`, empty, or the write budget.
-    fn flush(&mut self, token: Token) {
-        let mut total_bytes = 0usize;
-        loop {
-            let Some(conn) = self.conns.get(token, false) else {
-                return;
-            };
-            if conn.outbound.is_empty() {
-                return;
-            }
-            let (first, second) = conn.outbound.slices();
-            let written = if second.is_empty() {
-                self.os.write(conn.fd, first)
-            } else {
-                self.os.writev(conn.fd, &[first, second])
-            };
-            match written {
-                Ok(n) => {
-                    conn.outbound.consume(n);
-                    total_bytes += n;
-                    if conn.paused_since.is_some() && n > 0 {
-                        // Progress: the grace period against deadlock starts over.
-                        conn.paused_since = Some(self.os.now());
-                    }
-                }
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::EINTR) => continue,
-                Err(_) => {
-                    self.close(token);
-                    return;
-                }
-            }
-            if conn.outbound.is_empty() {
-                return;
-            }
-            // Flaw `out-once`: one write per writable edge; under edge triggering the rest
-            // waits for an edge that only comes if the peer frees more space.
-            if self.flaw(Flaw::OutOnce) {
-                return;
-            }
-            if total_bytes >= self.cfg.write_budget_bytes {
-                // Level mode keeps EPOLLOUT interest, so the event repeats by itself; edge
-                // mode must re-queue the write or wait for an edge that may never come.
-                if self.cfg.edge() && !self.flaw(Flaw::BudgetNoRequeue) {
-                    self.queue_local(Local::Write(token));
-                }
-                return;
-            }
-        }
-    }
-
     /// Brings a connection in line with its state: closes it if it is finished, resumes or
     /// pauses reading, and sets its epoll interest.
-    fn refresh(&mut self, token: Token) {
+    pub(super) fn refresh(&mut self, token: Token) {
         /// What `refresh` must do once it no longer borrows the connection.
         enum After {
             Nothing,
@@ -754,47 +512,6 @@ impl<O: Os, H: Handler> Reactor<O, H> {
             }
         }
         true
-    }
-
-    /// A worker's result comes home: state back, input consumed, output sent, and the
-    /// next job started if input arrived meanwhile.
-    fn job_done(&mut self, result: WorkerResult<H::State>) {
-        let WorkerResult {
-            handle,
-            state,
-            input,
-            consumed,
-            output,
-            close,
-        } = result;
-        let Some(token) = self.conn_token(handle.token) else {
-            return;
-        };
-        let Some(conn) = self.conns.get(token, false) else {
-            return;
-        };
-        conn.in_flight = false;
-        conn.state = Some(state);
-        conn.inbound.consume(consumed);
-        conn.job_buffer = input;
-        conn.closing |= close;
-        let stuck =
-            consumed == 0 && !conn.dirty && conn.inbound.len() >= self.cfg.inbound_bytes_max;
-        let again = conn.dirty && !conn.closing;
-        self.output = output;
-        self.send(token);
-        if stuck {
-            self.close(token);
-            return;
-        }
-        if again {
-            if let (Some(pool), Some(conn)) = (&self.pool, self.conns.get(token, false)) {
-                if let Some(job) = Self::make_job(self.idx, conn) {
-                    pool.submit(job);
-                }
-            }
-        }
-        self.refresh(token);
     }
 
     /// Runs the synthetic work queued before this turn (not what it queues itself, so a
