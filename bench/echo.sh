@@ -2,9 +2,9 @@
 # The echo benchmark: edgesim's multi-reactor server against a tokio and a mio echo server
 # (bench-peers/), on loopback, driven by `edgesim load`, which checks every echoed byte.
 #
-# For each workload and server it starts the server on a free loopback port, runs the load
-# REPEATS times for SECS seconds each, and prints the median messages per second and the
-# median server CPU time per message. On a 2-core machine the load generator needs a core
+# For each workload it runs the load REPEATS times for SECS seconds against each server,
+# started afresh on a free loopback port for every run, and prints the median messages per
+# second and the median server CPU time per message. On a 2-core machine the load generator needs a core
 # as much as the server does, so msgs/s is shared between client and server; the server's
 # CPU microseconds per message is the number that compares servers.
 #
@@ -107,26 +107,32 @@ LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS="$TMP/results" # workload server msgs_per_sec server_us p50 p99 errors
 : >"$RESULTS"
 
+if [[ " $SERVERS " == *" edgesim "* ]] && ! have_edgesim_serve; then
+    echo "echo.sh: 'edgesim serve' does not exist yet; skipping the edgesim row" >&2
+    SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx edgesim | tr '\n' ' ')
+fi
+
+# Repeats are the outer loop and every run gets a fresh server, so that a background load
+# that comes and goes hits every server alike instead of all the runs of one.
 for workload in "${WORKLOADS[@]}"; do
     read -r wname conns size pipeline <<<"$workload"
-    for server in $SERVERS; do
-        if [[ "$server" == edgesim ]] && ! have_edgesim_serve; then
-            echo "echo.sh: 'edgesim serve' does not exist yet; skipping the edgesim row" >&2
-            continue
-        fi
-        port=$(free_port)
-        start_server "$server" "$port" || continue
-        : >"$TMP/runs"
-        for ((run_idx = 1; run_idx <= REPEATS; run_idx++)); do
+    for ((run_idx = 1; run_idx <= REPEATS; run_idx++)); do
+        for server in $SERVERS; do
+            port=$(free_port)
+            start_server "$server" "$port" || continue
             out=$($LOAD_CMD --addr "127.0.0.1:$port" --conns "$conns" --size "$size" \
                 --secs "$SECS" --pipeline "$pipeline" --server-pid "$SERVER_PID" || true)
+            stop_server
             last=$(tail -n 1 <<<"$out")
             cpu=$(grep -o 'server_cpu_us_per_msg=[^ ]*' <<<"$out" | cut -d= -f2 || true)
             echo "$wname $server run $run_idx: $last server_cpu_us_per_msg=${cpu:-nan}" >&2
-            echo "$(field msgs_per_sec "$last") ${cpu:-nan} $(field p50_us "$last") $(field p99_us "$last") $(field errors "$last")" >>"$TMP/runs"
+            echo "$(field msgs_per_sec "$last") ${cpu:-nan} $(field p50_us "$last") $(field p99_us "$last") $(field errors "$last")" >>"$TMP/runs.$wname.$server"
         done
-        stop_server
-        echo "$wname $server $(cut -d' ' -f1 "$TMP/runs" | median) $(cut -d' ' -f2 "$TMP/runs" | median) $(cut -d' ' -f3 "$TMP/runs" | median) $(cut -d' ' -f4 "$TMP/runs" | median) $(awk '{ s += $5 } END { print s }' "$TMP/runs")" >>"$RESULTS"
+    done
+    for server in $SERVERS; do
+        runs="$TMP/runs.$wname.$server"
+        [[ -s "$runs" ]] || continue
+        echo "$wname $server $(cut -d' ' -f1 "$runs" | median) $(cut -d' ' -f2 "$runs" | median) $(cut -d' ' -f3 "$runs" | median) $(cut -d' ' -f4 "$runs" | median) $(awk '{ s += $5 } END { print s }' "$runs")" >>"$RESULTS"
     done
 done
 
