@@ -110,6 +110,12 @@ impl<O: Os> NetFd<O> {
         self.pd.fd()
     }
 
+    /// The poll descriptor, for the netpoller's own tests.
+    #[cfg(test)]
+    pub(super) fn poll_desc(&self) -> &PollDesc<O> {
+        &self.pd
+    }
+
     /// A handle for other threads (shutdown, deadlines).
     pub fn handle(&self) -> PollHandle<O> {
         PollHandle {

@@ -155,7 +155,7 @@ impl<O: Os> Netpoll<O> {
     }
 
     /// One event: find its descriptor, drop it if stale, and ready the directions it names.
-    fn ready(&self, event: EpollEvent) {
+    pub(super) fn ready(&self, event: EpollEvent) {
         let index = event.token.index() as usize;
         let pd = self.table.lock(|table| {
             table

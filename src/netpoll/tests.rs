@@ -3,7 +3,7 @@
 
 use super::pd::{Mode, PollDesc, PollErr};
 use super::{EchoServer, Flaw, NetError, NetFd, Netpoll, NetpollConfig};
-use crate::os::{Fd, Os, OsJoin, SimOs};
+use crate::os::{EpollEvent, Events, Fd, Os, OsJoin, SimOs, Token};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,4 +181,28 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
+}
+
+#[test]
+fn an_event_for_an_earlier_registration_of_the_number_is_dropped() {
+    SimOs::conformance(|os| {
+        let poller = Arc::new(Netpoll::new(os, None).expect("netpoll"));
+        let (a, b) = os.socketpair().expect("socketpair");
+        let conn = NetFd::open(&poller, a).expect("register");
+        let pd = conn.poll_desc();
+        let event = |seq| EpollEvent {
+            events: Events::IN,
+            token: Token::new(a.0 as u32, seq),
+        };
+        // No netpoller thread runs: the test hands events to `ready` itself.
+        poller.ready(event(pd.seq() + 1));
+        pd.set_deadline(Mode::Read, Some(Duration::ZERO));
+        assert_eq!(pd.wait(&os, Mode::Read, None), Err(PollErr::Timeout));
+        poller.ready(event(pd.seq()));
+        pd.set_deadline(Mode::Read, None);
+        assert_eq!(pd.wait(&os, Mode::Read, None), Ok(()));
+        drop(conn);
+        os.close(b).expect("close");
+        poller.release();
+    });
 }
