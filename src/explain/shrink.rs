@@ -10,10 +10,8 @@
 //! the run fixed. Both phases stop at a budget of runs and of wall-clock time.
 
 use crate::runner::{run_sim_report, RunResult, SimOptions};
-use crate::scenario::{Pattern, Scenario, Verdict};
-use sim::kernel::EdgeModel;
-use sim::sched::{derive_seed, Decisions, Strategy};
-use std::fmt::Write as _;
+use crate::scenario::{Scenario, Verdict};
+use sim::sched::{derive_seed, Decisions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -27,7 +25,8 @@ pub struct Budget {
     pub secs_max: u64,
 }
 
-/// Seeds tried for each scenario change besides the current one.
+/// Seeds tried for each scenario change besides the current one (halved, since scenario
+/// files hold seeds up to `i64::MAX`).
 const EXTRA_SEEDS: u64 = 3;
 
 /// The size of a run, for the before/after lines.
@@ -253,7 +252,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
     'outer: while !shrinker.exhausted() {
         for candidate in candidates(&current) {
             let seeds = std::iter::once(current_seed)
-                .chain((0..EXTRA_SEEDS).map(|i| derive_seed(current_seed, 100 + i)));
+                .chain((0..EXTRA_SEEDS).map(|i| derive_seed(current_seed, 100 + i) >> 1));
             for try_seed in seeds {
                 if shrinker.exhausted() {
                     break 'outer;
@@ -324,63 +323,44 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
     })
 }
 
-fn quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// The scenario file of `shrunk`: the original file's keys, with those the shrinker changed
+/// (name, description, clients, reactors, workers, faults, expect) set to the shrunk values.
+/// Starting from the original keeps every key the shrinker does not know about.
+pub fn scenario_toml(original_text: &str, shrunk: &Scenario) -> Result<String, String> {
+    use toml::{Table, Value};
+    let mut root: Table = original_text
+        .parse()
+        .map_err(|e| format!("the original scenario is not TOML: {e}"))?;
+    fn table<'a>(root: &'a mut Table, key: &str) -> &'a mut Table {
+        let entry = root
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
         }
+        entry.as_table_mut().expect("made a table above")
     }
-    out.push('"');
-    out
-}
-
-/// The scenario file of `scenario` (every key the format has, so it reads back equal).
-pub fn scenario_toml(scenario: &Scenario) -> String {
-    let mut out = String::new();
-    let server = &scenario.server;
-    let c = &server.config;
-    let _ = writeln!(out, "name = {}", quote(&scenario.name));
-    let _ = writeln!(out, "description = {}", quote(&scenario.description));
-    out.push_str("\n[server]\n");
-    let model = if server.netpoll {
-        "netpoll"
+    let int = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    root.insert("name".into(), Value::String(shrunk.name.clone()));
+    root.insert(
+        "description".into(),
+        Value::String(shrunk.description.clone()),
+    );
+    let server = table(&mut root, "server");
+    server.insert("reactors".into(), int(shrunk.server.config.reactors as u64));
+    server.insert("workers".into(), int(shrunk.server.config.workers as u64));
+    let clients = table(&mut root, "clients");
+    clients.insert("count".into(), int(shrunk.clients.count as u64));
+    clients.insert("messages".into(), int(shrunk.clients.messages as u64));
+    let (min, max) = shrunk.clients.size_bytes;
+    let size = if min == max {
+        int(min as u64)
     } else {
-        c.model.name()
+        Value::String(format!("{min}..{max}"))
     };
-    let _ = writeln!(out, "model = \"{model}\"");
-    let _ = writeln!(out, "reactors = {}", c.reactors);
-    let _ = writeln!(out, "workers = {}", c.workers);
-    let _ = writeln!(out, "balance = \"{}\"", c.balance.name());
-    let _ = writeln!(out, "trigger = \"{}\"", c.trigger.name());
-    if let Some(flaw) = c.flaw {
-        let _ = writeln!(out, "flaw = \"{}\"", flaw.name());
-    }
-    let _ = writeln!(out, "handler = \"{}\"", server.handler.name());
-    let clients = &scenario.clients;
-    out.push_str("\n[clients]\n");
-    let _ = writeln!(out, "count = {}", clients.count);
-    let _ = writeln!(out, "messages = {}", clients.messages);
-    let (min, max) = clients.size_bytes;
-    if min == max {
-        let _ = writeln!(out, "size = {min}");
-    } else {
-        let _ = writeln!(out, "size = \"{min}..{max}\"");
-    }
-    let pattern: Pattern = clients.pattern;
-    let _ = writeln!(out, "pattern = \"{}\"", pattern.name());
-    let sim = &scenario.sim;
-    out.push_str("\n[sim]\n");
-    let edge = match sim.edge {
-        EdgeModel::Linux => "linux",
-        EdgeModel::Strict => "strict",
-    };
-    let _ = writeln!(out, "edge = \"{edge}\"");
-    let f = &sim.faults;
-    let faults: Vec<String> = [
+    clients.insert("size".into(), size);
+    let f = &shrunk.sim.faults;
+    let faults: Table = [
         ("short_read", f.kernel.short_read),
         ("short_write", f.kernel.short_write),
         ("segment", f.kernel.segment),
@@ -390,25 +370,18 @@ pub fn scenario_toml(scenario: &Scenario) -> String {
         ("eintr", f.sched.eintr),
         ("spurious_wakeup", f.sched.spurious_wakeup),
     ]
-    .iter()
+    .into_iter()
     .filter(|(_, p)| *p > 0.0)
-    .map(|(name, p)| format!("{name} = {p:?}"))
+    .map(|(name, p)| (name.to_string(), Value::Float(p)))
     .collect();
-    let _ = writeln!(out, "faults = {{ {} }}", faults.join(", "));
-    let _ = writeln!(out, "max_steps = {}", sim.max_steps);
-    match sim.strategy {
-        Strategy::RandomWalk => out.push_str("strategy = \"random\"\n"),
-        Strategy::Pct { depth, .. } => {
-            let _ = writeln!(out, "strategy = \"pct\"\npct_depth = {depth}");
-        }
-    }
-    let _ = writeln!(out, "latency_us_max = {}", sim.latency_us_max);
-    let _ = writeln!(out, "sndbuf_bytes = {}", sim.sndbuf_bytes);
-    let _ = writeln!(out, "rcvbuf_bytes = {}", sim.rcvbuf_bytes);
-    out.push_str("\n[expect]\n");
-    let _ = writeln!(out, "verdict = \"{}\"", scenario.expect.name());
-    let _ = writeln!(out, "seed = {}", scenario.seed);
-    out
+    table(&mut root, "sim").insert("faults".into(), Value::Table(faults));
+    let expect = table(&mut root, "expect");
+    expect.insert(
+        "verdict".into(),
+        Value::String(shrunk.expect.name().to_string()),
+    );
+    expect.insert("seed".into(), int(shrunk.seed));
+    toml::to_string(&root).map_err(|e| format!("cannot write the shrunk scenario: {e}"))
 }
 
 /// Where `shrink` writes the scenario and the decision log for `shrunk` under `dir`.
@@ -420,15 +393,23 @@ pub fn output_paths(dir: &Path, shrunk: &Shrunk) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Writes the shrunk scenario and its decision log under `dir`, after checking that the
-/// scenario file reads back as the scenario that was shrunk.
-pub fn write(dir: &Path, shrunk: &Shrunk) -> Result<(PathBuf, PathBuf), String> {
-    let text = scenario_toml(&shrunk.scenario);
+/// Writes the shrunk scenario (`original_text` with the shrunk values) and its decision log
+/// under `dir`, after checking that the scenario file reads back as the scenario that was
+/// shrunk.
+pub fn write(
+    dir: &Path,
+    original_text: &str,
+    shrunk: &Shrunk,
+) -> Result<(PathBuf, PathBuf), String> {
+    let text = scenario_toml(original_text, &shrunk.scenario)?;
     let (toml_path, log_path) = output_paths(dir, shrunk);
     let reread = crate::scenario::parse(&toml_path.display().to_string(), &text)
         .map_err(|e| format!("the shrunk scenario does not read back: {e}"))?;
     if reread != shrunk.scenario {
-        return Err("the shrunk scenario reads back differently (a key the writer misses)".into());
+        return Err(format!(
+            "the shrunk scenario reads back differently (a key the writer misses):\n{:?}\nread back as\n{:?}",
+            shrunk.scenario, reread
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::write(&toml_path, text).map_err(|e| format!("{}: {e}", toml_path.display()))?;
@@ -449,7 +430,14 @@ pub fn cli(path: &Path, scenario: &Scenario, seed: u64, out: &Path, budget: Budg
             return ExitCode::from(2);
         }
     };
-    let (toml_path, log_path) = match write(out, &shrunk) {
+    let original_text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("edgesim: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (toml_path, log_path) = match write(out, &original_text, &shrunk) {
         Ok(paths) => paths,
         Err(message) => {
             eprintln!("edgesim: {message}");

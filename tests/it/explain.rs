@@ -91,7 +91,8 @@ fn shrinking_a_stall_keeps_verdict_and_cause_and_the_files_replay_it() {
 
     // The written scenario and decision log replay the shrunk run exactly.
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (toml_path, log_path) = shrink::write(dir.path(), &shrunk).expect("the files are written");
+    let (toml_path, log_path) =
+        shrink::write(dir.path(), READ_ONCE_STALL, &shrunk).expect("the files are written");
     let reloaded = scenario::load(&toml_path).expect("the shrunk scenario loads");
     assert_eq!(reloaded, shrunk.scenario);
     let log = std::fs::read_to_string(&log_path).expect("the decision log reads");
@@ -413,4 +414,56 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// Every failing scenario of the catalogue (`scenarios/*.toml` expecting a failure) shrinks
+/// at its pinned seed to a run no longer than the original, with the same verdict and cause,
+/// and its written files replay that run.
+#[test]
+fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let mut shrunk_count = 0;
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let original = scenario::parse(&path.display().to_string(), &text).expect("parses");
+        if matches!(original.expect, Verdict::Pass | Verdict::Inconclusive) {
+            continue;
+        }
+        let first = run_sim(&original, original.seed, true);
+        if first.verdict != original.expect {
+            // The scenarios test reports scenarios whose pinned seed misses their verdict.
+            continue;
+        }
+        let budget = Budget {
+            runs_max: 120,
+            secs_max: 30,
+        };
+        let shrunk = shrink::shrink(&original, original.seed, budget)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = &original.name;
+        assert_eq!(shrunk.verdict, original.expect, "{name}");
+        assert_eq!(shrunk.cause, shrink::cause(&first), "{name}");
+        assert!(shrunk.after.steps <= shrunk.before.steps, "{name}");
+        let (toml_path, log_path) =
+            shrink::write(out.path(), &text, &shrunk).expect("the files are written");
+        let reloaded = scenario::load(&toml_path).expect("the shrunk scenario loads");
+        let log = std::fs::read_to_string(&log_path).expect("the decision log reads");
+        let options = SimOptions {
+            keep_trace: true,
+            record_decisions: false,
+            replay: Some(sim::sched::Decisions::parse(&log).expect("parses")),
+        };
+        let (replayed, _) = run_sim_report(&reloaded, reloaded.seed, &options);
+        assert_eq!(replayed.verdict, shrunk.verdict, "{name} replays");
+        assert_eq!(replayed.steps, shrunk.after.steps, "{name} replays exactly");
+        shrunk_count += 1;
+    }
+    assert!(shrunk_count >= 1, "the catalogue has a failing scenario");
 }
