@@ -245,12 +245,14 @@ pub struct ServerConfig {
     pub inbound_bytes_max: usize,
     /// Pending output per connection above which reading pauses (backpressure).
     pub outbound_bytes_max: usize,
-    /// Pending output per connection at which the connection is closed: the peer neither
-    /// reads nor stops sending, and memory must stay bounded.
+    /// Pending output per connection at which reading stops even after the grace period:
+    /// the bound on a connection's memory. A peer that writes more than this (plus what the
+    /// socket buffers hold) before it reads anything cannot be served by a bounded server.
     pub outbound_hard_bytes_max: usize,
     /// How long a connection paused by backpressure may make no write progress before it is
     /// allowed to read again (up to the hard limit), so a peer that writes a whole request
-    /// before reading is not deadlocked (gnet bug R10).
+    /// before reading is not deadlocked (gnet bug R10). Slow readers that do make progress
+    /// stay at the soft limit.
     pub backpressure_grace: Duration,
     /// `max_events` of each `epoll_wait`.
     pub events_max: usize,
@@ -283,7 +285,7 @@ impl Default for ServerConfig {
             inbound_bytes_max: 256 * 1024,
             outbound_bytes_max: 64 * 1024,
             outbound_hard_bytes_max: 8 * 1024 * 1024,
-            backpressure_grace: Duration::from_millis(200),
+            backpressure_grace: Duration::from_secs(1),
             events_max: 256,
             task_batch_max: 256,
             accept_batch_max: 256,

@@ -296,7 +296,7 @@ impl<O: Os, H: Handler> Reactor<O, H> {
             return;
         };
         let finished = (conn.eof || conn.closing) && conn.outbound.is_empty() && !conn.in_flight;
-        let after = if finished || conn.outbound.len() >= cfg.outbound_hard_bytes_max {
+        let after = if finished {
             After::Close
         } else {
             if conn.overdrive && conn.outbound.len() < cfg.outbound_bytes_max {

@@ -254,10 +254,13 @@ fn expect_bytes(
     stream
         .read_exact(&mut got)
         .map_err(|error| format!("{what}: reading {} bytes: {error}", expected.len()))?;
-    match got.iter().zip(expected).position(|(a, b)| a != b) {
-        None => Ok(()),
-        Some(offset) => Err(format!("{what}: byte {offset} differs")),
+    // Slice equality is one memcmp even in a debug build; the byte loop runs only to name
+    // the first difference.
+    if got == expected {
+        return Ok(());
     }
+    let offset = got.iter().zip(expected).position(|(a, b)| a != b);
+    Err(format!("{what}: byte {} differs", offset.unwrap_or(0)))
 }
 
 /// One echo client: `messages` messages of `size` bytes, either one at a time (write the
@@ -512,51 +515,45 @@ fn resident_bytes() -> usize {
     kib * 1024
 }
 
-/// Resident growth allowed with 200 slow readers: the outbound limit (64 KiB) plus one
-/// read buffer per connection is about 26 MiB; the rest is slack for the client threads.
-/// Without backpressure the server would buffer up to 2 MiB per connection (400 MiB).
-const SLOW_READERS_RSS_GROWTH_BYTES_MAX: usize = 96 << 20;
-
-#[test]
-fn slow_readers_keep_resident_memory_bounded() {
-    let _serial = serial();
-    let running = start(config(Model::MultiReactor, 2, Trigger::Edge), EchoHandler);
+/// Runs `n_conns` clients that each send `blocks` copies of a 64 KiB block while reading
+/// the echo slowly (4 KiB every 10 ms) for half a second, then at full speed; returns the
+/// peak growth of this process's resident memory during the slow phase.
+fn slow_readers_peak_growth(cfg: ServerConfig, n_conns: usize, blocks: usize) -> usize {
+    const BLOCK_BYTES: usize = 65_536;
+    let running = start(cfg, EchoHandler);
     let addr = running.addr();
     let before = resident_bytes();
-    let per_conn_bytes = 2 << 20;
     let peak = Arc::new(Mutex::new(before));
-    let clients: Vec<_> = (0..200usize)
+    let clients: Vec<_> = (0..n_conns)
         .map(|conn| {
             let peak = Arc::clone(&peak);
             std::thread::spawn(move || {
+                // One block per connection, sent again and again: generating a fresh pattern
+                // for every byte would make the clients, not the server, the bottleneck of a
+                // debug build. The other tests check where every byte lands.
+                let block = Arc::new(stream_bytes(conn, 0, BLOCK_BYTES));
                 let mut stream = client(addr);
                 let mut writer = stream.try_clone().unwrap();
+                let to_send = Arc::clone(&block);
                 let sender = std::thread::spawn(move || {
-                    for chunk in 0..(per_conn_bytes / 65_536) {
-                        writer
-                            .write_all(&stream_bytes(conn, chunk * 65_536, 65_536))
-                            .unwrap();
+                    for _ in 0..blocks {
+                        writer.write_all(&to_send).unwrap();
                     }
                 });
-                // Slow: 4 KiB every 10 ms for the first half second, then full speed.
                 let mut offset = 0;
                 let slow_until = Instant::now() + Duration::from_millis(500);
-                while offset < per_conn_bytes {
+                while offset < BLOCK_BYTES * blocks {
+                    let in_block = offset % BLOCK_BYTES;
                     let step = if Instant::now() < slow_until {
                         std::thread::sleep(Duration::from_millis(10));
                         let mut peak = peak.lock().unwrap();
                         *peak = (*peak).max(resident_bytes());
                         4096
                     } else {
-                        65_536
+                        BLOCK_BYTES - in_block
                     };
-                    let step = step.min(per_conn_bytes - offset);
-                    expect_bytes(
-                        &mut stream,
-                        &stream_bytes(conn, offset, step),
-                        "slow reader",
-                    )
-                    .unwrap();
+                    let expected = &block[in_block..in_block + step];
+                    expect_bytes(&mut stream, expected, "slow reader").unwrap();
                     offset += step;
                 }
                 sender.join().unwrap();
@@ -566,13 +563,86 @@ fn slow_readers_keep_resident_memory_bounded() {
     for client in clients {
         client.join().expect("slow reader");
     }
+    running.stop();
     let growth = peak.lock().unwrap().saturating_sub(before);
-    eprintln!("slow readers: resident growth {} KiB", growth / 1024);
+    growth
+}
+
+/// Resident growth allowed with 200 slow readers of 2 MiB each: the outbound limit (64 KiB)
+/// plus one read buffer per connection is about 26 MiB, and the rest is slack for the 400
+/// client threads. Loopback holds about 4 MiB per direction in socket buffers, so most of
+/// these bytes wait in the kernel; the next test makes the server hold them.
+const SLOW_READERS_RSS_GROWTH_BYTES_MAX: usize = 96 << 20;
+
+#[test]
+fn slow_readers_keep_resident_memory_bounded() {
+    let _serial = serial();
+    let cfg = config(Model::MultiReactor, 2, Trigger::Edge);
+    let growth = slow_readers_peak_growth(cfg, 200, 32);
+    eprintln!("200 slow readers: resident growth {} KiB", growth / 1024);
     assert!(
         growth < SLOW_READERS_RSS_GROWTH_BYTES_MAX,
         "resident memory grew by {growth} bytes with 200 slow readers"
     );
-    running.stop();
+}
+
+/// Resident growth allowed when 8 slow readers each send 48 MiB: far more than the socket
+/// buffers hold, so without backpressure the server would buffer some 300 MiB.
+const BACKPRESSURE_RSS_GROWTH_BYTES_MAX: usize = 48 << 20;
+
+#[test]
+fn backpressure_bounds_memory_when_peers_send_more_than_the_kernel_buffers() {
+    let _serial = serial();
+    for trigger in [Trigger::Level, Trigger::Edge] {
+        let cfg = ServerConfig {
+            // The grace period is for peers that make no progress at all; these readers
+            // are slow but steady, and the long grace keeps a descheduled client thread
+            // from turning into a false overdrive on a busy machine.
+            backpressure_grace: Duration::from_secs(30),
+            ..config(Model::MultiReactor, 2, trigger)
+        };
+        let growth = slow_readers_peak_growth(cfg, 8, 768);
+        eprintln!(
+            "{trigger}: 8 slow readers of 48 MiB: resident growth {} KiB",
+            growth / 1024
+        );
+        assert!(
+            growth < BACKPRESSURE_RSS_GROWTH_BYTES_MAX,
+            "{trigger}: resident memory grew by {growth} bytes: backpressure did not hold"
+        );
+    }
+}
+
+/// A peer that writes its whole request before reading any of the answer (gnet bug R10):
+/// with a request larger than what the socket buffers of both directions hold, an absolute
+/// backpressure deadlocks both sides. After the grace period the server reads on, up to its
+/// hard limit, and the exchange completes.
+#[test]
+fn a_peer_that_writes_everything_before_reading_is_not_deadlocked() {
+    let _serial = serial();
+    // Far beyond the loopback socket buffers (about 4 MiB each way here).
+    const REQUEST_BYTES: usize = 24 << 20;
+    for trigger in [Trigger::Edge, Trigger::Level] {
+        let running = start(
+            ServerConfig {
+                backpressure_grace: Duration::from_millis(100),
+                outbound_hard_bytes_max: 32 << 20,
+                ..config(Model::MultiReactor, 2, trigger)
+            },
+            EchoHandler,
+        );
+        let mut stream = client(running.addr());
+        let block = stream_bytes(7, 0, 1 << 20);
+        for _ in 0..REQUEST_BYTES >> 20 {
+            stream
+                .write_all(&block)
+                .expect("the server keeps reading the request");
+        }
+        for _ in 0..REQUEST_BYTES >> 20 {
+            expect_bytes(&mut stream, &block, &format!("{trigger}: echo")).unwrap();
+        }
+        running.stop();
+    }
 }
 
 /// Sends frames of `sizes` pipelined and checks each response's length and digest.
