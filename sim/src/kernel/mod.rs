@@ -1,6 +1,31 @@
 //! The kernel model: an fd table over open file descriptions, the objects behind them and
 //! epoll. It is a plain state machine: no threads, no clock of its own; the scheduler tells
 //! it the time and collects the threads its wakeups made runnable.
+//!
+//! It models Linux 6.18 on 127.0.0.1, not an idea of Linux: every rule cites the kernel
+//! function it stands for, and `tests/facts.rs` holds one test per measured fact of
+//! `notes/epoll-semantics.md`. Module map:
+//!
+//! - `fdtable`: descriptor numbers (lowest free, from 3), refcounted open file descriptions,
+//!   per-type dispatch of `read`, `write`, `close`, poll and ioctl.
+//! - `epoll`: `ep_poll_callback`, `ep_send_events`, `epoll_ctl`'s checks, waiters (LIFO,
+//!   exclusive wakeups, the LT cascade), nested instances, the strict edge model.
+//! - `stream`: TCP and unix stream sockets: buffers, FIN, RST, per-state errno, wakeups.
+//! - `listener`: ports, accept queues, `connect` and `accept`, SO_REUSEPORT.
+//! - `pipe`, `eventfd`: those two file types and their wakeup rules.
+//! - `net`: segments in flight, kernel timers, the random stream and the faults.
+//! - `introspect`: read-only views for the checkers (`open_fds`, `epoll_items`, ...).
+//! - `coverage`: counters of the ET corner cases a run went through.
+//!
+//! Known departures from Linux (each also noted where it is modelled):
+//! - After a TCP fill stalls, Linux grows the send buffer and lets more bytes in some 40 ms
+//!   later (delayed ACK, E15/E16); the model's buffers stay as configured.
+//! - A SYN to a full accept queue waits in the model until an `accept` makes room; Linux
+//!   drops it and the client retransmits a second later.
+//! - The peer's delayed ACK of our FIN arrives after a fixed 1.5 ms; on Linux it varies (0.6
+//!   to 4 ms), so real runs of one script disagree on which `epoll_wait` shows the wakeup.
+//! - SO_RCVLOWAT, MSG_OOB and datagram sockets are not modelled (the seam has no call for
+//!   them).
 
 pub mod coverage;
 mod epoll;
