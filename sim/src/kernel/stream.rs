@@ -785,6 +785,9 @@ impl Kernel {
             hit(Case::EpolloutAfterFull);
             sock.nospace = false;
             self.wake_sock(s, OUT);
+        } else if let Some(file) = sock.file {
+            // No wakeup in Linux, but OUT may have risen: the strict model must see it.
+            self.touch(file);
         }
     }
 

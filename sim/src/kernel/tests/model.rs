@@ -664,3 +664,26 @@ fn coverage_counters_see_the_corner_cases() {
     }
     assert_eq!(counts[Case::EmfileOnAccept as usize], 0);
 }
+
+/// Strict model: OUT rising on a TCP socket whose writes never hit the limit is still an
+/// edge (Linux gives none: SOCK_NOSPACE was never set).
+#[test]
+fn strict_tcp_out_rises_without_nospace() {
+    for (mut ops, expected) in [(Ops::strict(), "a:out"), (Ops::linux(), "none")] {
+        ops.kernel = Kernel::new(Config {
+            edge: ops.kernel.config().edge,
+            ..Config::small_buffers()
+        });
+        check_with(
+            &mut ops,
+            "tcp a b -> ok
+             epoll p -> ok
+             ctl p add a out,et -> ok
+             wait p -> a:out
+             write a 65536 -> 65536    # the peer's receive buffer is full now
+             write a 12000 -> 12000    # more than two thirds of the send buffer queued
+             wait p -> none",
+        );
+        check_with(&mut ops, &format!("drain b -> some\nwait p -> {expected}"));
+    }
+}
