@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Counts heap bytes per thread, so `explore` can report the heap a simulated run needed.
+#[global_allocator]
+static ALLOC: real::alloc::CountingAlloc = real::alloc::CountingAlloc;
+
 /// Deterministic simulation and test harness for epoll-based network servers.
 #[derive(Parser)]
 #[command(name = "edgesim", version)]
@@ -345,6 +349,10 @@ fn explore_cli(
             "replay: edgesim run {} --seed {seed} --trace",
             path.display()
         );
+    }
+    // Heap only, measured by the counting allocator; coroutine stacks are not included.
+    if let Some(peak) = real::alloc::run_peak_bytes_max().filter(|&p| p > 0) {
+        say!("peak_run_heap_bytes={peak}");
     }
     say!("{}", explored.summary());
     ExitCode::SUCCESS

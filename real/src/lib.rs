@@ -11,6 +11,7 @@
 //! one `syscall!` macro, which turns Linux's `-1`-plus-`errno` convention into an `Err`.
 //!
 //! Map of the modules:
+//! - [`alloc`]: a counting global allocator (heap bytes per thread, for run memory).
 //! - [`epoll`]: `epoll_create1`, `epoll_ctl`, `epoll_wait`.
 //! - [`net`]: TCP listen, accept, connect, addresses, `SO_ERROR`, reset, socket pairs.
 //! - [`io`]: read, write, writev, shutdown, close, dup, queue sizes, pipes, eventfd.
@@ -49,6 +50,7 @@ macro_rules! syscall {
     }};
 }
 
+pub mod alloc;
 pub mod epoll;
 pub mod io;
 pub mod net;

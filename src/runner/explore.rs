@@ -59,7 +59,11 @@ pub fn explore(
             scope.spawn(|| loop {
                 let idx = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&seed) = seeds.get(idx) else { break };
+                // One world runs on this thread at a time, so the thread's heap peak is the
+                // run's (zero unless the binary installed the counting allocator).
+                let mark = real::alloc::thread_mark();
                 let result = run_sim(scenario, seed, false);
+                real::alloc::record_run_peak(real::alloc::thread_peak_since(mark));
                 if result.verdict != Verdict::Pass {
                     failures
                         .lock()
