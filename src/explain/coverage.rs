@@ -96,12 +96,8 @@ pub fn table(reached: &Reached, explored: u64) -> Vec<String> {
     )];
     for (idx, (_, name)) in CASES.iter().enumerate() {
         let (hits, seeds) = (reached.hits[idx], reached.seeds[idx]);
-        let shown = if seeds == 0 {
-            "never reached".to_string()
-        } else {
-            format!("{hits:>10}  {seeds:>8}")
-        };
-        lines.push(format!("{name:<width$}  {shown}"));
+        let never = if seeds == 0 { "  never reached" } else { "" };
+        lines.push(format!("{name:<width$}  {hits:>10}  {seeds:>8}{never}"));
     }
     let missing = reached.missing();
     lines.push(format!(

@@ -467,3 +467,46 @@ fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
     }
     assert!(shrunk_count >= 1, "the catalogue has a failing scenario");
 }
+
+/// Coverage counts what the seeds reached, the same for any number of jobs, and the table
+/// lists the corner cases never reached as such.
+#[test]
+fn coverage_counts_the_corner_cases_reached_and_names_the_others() {
+    use edgesim::explain::coverage;
+    let stalling = scenario(READ_ONCE_STALL);
+    let seeds: Vec<u64> = (0..6).collect();
+    let (explored, reached) = coverage::explore(&stalling, &seeds, 1, &|| {});
+    let (_, reached_in_parallel) = coverage::explore(&stalling, &seeds, 2, &|| {});
+    assert_eq!(
+        reached, reached_in_parallel,
+        "coverage does not depend on jobs"
+    );
+    assert_eq!(explored.explored, 6);
+    let case = |name: &str| {
+        let idx = sim::kernel::coverage::CASES
+            .iter()
+            .position(|(_, n)| *n == name)
+            .expect("a listed case");
+        (reached.hits[idx], reached.seeds[idx])
+    };
+    // Short reads under a read-once server leave bytes behind at every seed.
+    let (hits, seeds_reached) = case("partial read before wait");
+    assert!(
+        hits >= seeds_reached && seeds_reached == 6,
+        "{hits} hits in {seeds_reached} seeds"
+    );
+    // An edge-triggered server without ONESHOT never re-arms a ONESHOT item.
+    assert_eq!(case("ONESHOT re-arm with data pending"), (0, 0));
+    let table = coverage::table(&reached, explored.explored);
+    assert_eq!(table.len(), sim::kernel::coverage::CASES.len() + 2);
+    let oneshot = table
+        .iter()
+        .find(|line| line.starts_with("ONESHOT re-arm"))
+        .expect("a line per case");
+    assert!(oneshot.ends_with("never reached"), "{oneshot}");
+    let last = table.last().expect("a summary line");
+    assert!(
+        last.contains("never reached: ") && last.contains("ONESHOT re-arm"),
+        "{last}"
+    );
+}
