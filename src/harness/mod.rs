@@ -362,7 +362,8 @@ impl Harness {
             0
         };
         for id in 0..n_standard {
-            let plan = ClientPlan::new(&self.scenario.clients, id, addr, seed);
+            let mut plan = ClientPlan::new(&self.scenario.clients, id, addr, seed);
+            plan.retry_on_reset = self.scenario.injects_resets();
             let (results, progress) = (Arc::clone(&standard), Arc::clone(&progress));
             handles.push(os.spawn(&format!("client{id}"), move || {
                 let result = run_client(&SimOs, &plan, &progress, None);
@@ -393,10 +394,7 @@ impl Harness {
                 seen.driven.server_error = Some(format!("a client panicked: {message}"));
             }
         }
-        let before = sim::sys::steps();
-        os.sleep(IDLE_WINDOW);
-        // The sleep itself costs a step or two; the rest is the server's.
-        seen.driven.idle_steps = sim::sys::steps().saturating_sub(before).saturating_sub(2);
+        seen.driven.idle_steps = runner::idle_steps(os, sim::sys::steps);
         if let Some(error) = server_error.lock(Option::take) {
             seen.driven.server_error.get_or_insert(error);
         }

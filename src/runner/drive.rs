@@ -15,6 +15,16 @@ use std::time::Duration;
 /// in `epoll_wait`, a spinning one keeps calling.
 pub const IDLE_WINDOW: Duration = Duration::from_millis(10);
 
+/// Lets the server finish what the clients' last calls started (closes, flushes) for one
+/// [`IDLE_WINDOW`], then counts the steps taken over another one, when nothing is left to do.
+/// The main thread's own sleep costs a step or two; the rest is the server's.
+pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
+    os.sleep(IDLE_WINDOW);
+    let before = steps();
+    os.sleep(IDLE_WINDOW);
+    steps().saturating_sub(before).saturating_sub(2)
+}
+
 /// What the driver saw.
 #[derive(Debug, Default)]
 pub struct Driven {
@@ -50,7 +60,8 @@ pub fn drive<O: Os>(
     let results = Arc::new(os.mutex(Vec::new()));
     let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
         .map(|id| {
-            let plan = ClientPlan::new(&scenario.clients, id, addr, seed);
+            let mut plan = ClientPlan::new(&scenario.clients, id, addr, seed);
+            plan.retry_on_reset = scenario.injects_resets();
             let (os2, results, progress) =
                 (os.clone(), Arc::clone(&results), Arc::clone(&progress));
             os.spawn(&format!("client{id}"), move || {
@@ -64,10 +75,7 @@ pub fn drive<O: Os>(
             driven.server_error = Some(format!("a client panicked: {message}"));
         }
     }
-    let before = steps();
-    os.sleep(IDLE_WINDOW);
-    // The sleep itself costs a step or two; the rest is the server's.
-    driven.idle_steps = steps().saturating_sub(before).saturating_sub(2);
+    driven.idle_steps = idle_steps(os, steps);
     if let Err(message) = server.stop() {
         driven.server_error = Some(message);
     }

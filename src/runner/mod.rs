@@ -6,7 +6,7 @@ mod drive;
 mod explore;
 
 pub use diagnose::hazard_line;
-pub use drive::{drive, Driven, IDLE_WINDOW};
+pub use drive::{drive, idle_steps, Driven, IDLE_WINDOW};
 pub use explore::{explore, shard, Explored};
 
 use crate::os::{RealOs, SimOs};

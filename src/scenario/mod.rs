@@ -167,6 +167,15 @@ pub const VERDICTS: [(&str, Verdict); 7] = [
     ("inconclusive", Verdict::Inconclusive),
 ];
 
+impl Scenario {
+    /// Whether the network is told to kill connections (resets, aborted accepts), so that a
+    /// client losing one is not the server's fault.
+    pub fn injects_resets(&self) -> bool {
+        let faults = &self.sim.faults.kernel;
+        faults.reset > 0.0 || faults.accept_abort > 0.0
+    }
+}
+
 impl Verdict {
     /// The verdict's name (`stall`).
     pub fn name(self) -> &'static str {

@@ -131,16 +131,47 @@ pub fn run_client<O: Os>(
     };
     for sizes in batches {
         let total: u64 = sizes.iter().map(|&s| s as u64).sum();
-        let mut conn = Conn::open(os, plan, offset, stall_after)?;
-        report.connections += 1;
-        let result = conn.exchange(sizes, total, progress);
-        conn.close();
-        let (sent, received) = result?;
+        let mut attempt = 0;
+        let (sent, received) = loop {
+            attempt += 1;
+            let result = Conn::open(os, plan, offset, stall_after).and_then(|mut conn| {
+                report.connections += 1;
+                let result = conn.exchange(sizes, total, progress);
+                conn.close();
+                result
+            });
+            match result {
+                Err(error)
+                    if plan.retry_on_reset
+                        && attempt < RESET_RETRIES_MAX
+                        && reset_by_network(&error) =>
+                {
+                    // The network was told to reset connections: this one died of it, not of
+                    // the server. Send the same bytes again on a new connection.
+                    continue;
+                }
+                result => break result?,
+            }
+        };
         report.bytes_sent += sent;
         report.bytes_received += received;
         offset += total;
     }
     Ok(report)
+}
+
+/// Connections a client opens for one batch when the network resets them on purpose.
+const RESET_RETRIES_MAX: u32 = 8;
+
+/// Whether `error` is what a reset connection looks like to a client.
+fn reset_by_network(error: &ClientError) -> bool {
+    match error {
+        ClientError::Io { errno, .. } => {
+            [Errno::ECONNRESET, Errno::EPIPE, Errno::ECONNABORTED].contains(errno)
+        }
+        ClientError::UnexpectedEof { .. } => true,
+        _ => false,
+    }
 }
 
 struct Conn<'a, O: Os> {

@@ -21,6 +21,9 @@ pub struct ClientPlan {
     pub depth: usize,
     /// Bytes per read call (small for the slow reader).
     pub read_chunk_bytes: usize,
+    /// The scenario injects resets (network resets, aborted accepts): a connection that dies
+    /// of one is retried from the start of its batch instead of failing the client.
+    pub retry_on_reset: bool,
 }
 
 /// Messages a pipelining client keeps in flight.
@@ -58,6 +61,7 @@ impl ClientPlan {
             sizes,
             depth,
             read_chunk_bytes,
+            retry_on_reset: false,
         }
     }
 
