@@ -75,6 +75,8 @@ pub struct Timeline {
     pub blamed_hazard: Option<usize>,
     /// For a stall: the step after which nothing could have saved the run.
     pub stall_certain_step: Option<u64>,
+    /// Why the stall was certain from that step, in words.
+    pub stall_certain_why: String,
     /// The diagnosis lines.
     pub diagnosis: Vec<String>,
     /// Threads whose last record is a block that never returned: `(tid, step)`.
@@ -98,6 +100,7 @@ impl Timeline {
             end_step: report.steps,
             blamed_hazard: None,
             stall_certain_step: None,
+            stall_certain_why: String::new(),
             diagnosis: result.diagnosis.clone(),
             blocked_at_end: blocked_at_end(report.trace.records()),
         };
@@ -130,7 +133,7 @@ impl Timeline {
             .rposition(|h| open_server_fds.contains(&h.fd))
             .or_else(|| self.hazards.len().checked_sub(1));
         self.blamed_hazard = blamed;
-        let certain = match blamed {
+        let (certain, why) = match blamed {
             Some(idx) => {
                 let hazard = &self.hazards[idx];
                 let last_send = self
@@ -140,11 +143,65 @@ impl Timeline {
                     .filter_map(|c| self.last_send_step(c.client_tid, c.client_fd))
                     .max()
                     .unwrap_or(0);
-                hazard.step.max(last_send)
+                (
+                    hazard.step.max(last_send),
+                    format!(
+                        "bytes of fd {} unread, the client waits for their echo, no edge will come",
+                        hazard.fd
+                    ),
+                )
             }
-            None => self.calls.last().map_or(self.end_step, |c| c.step),
+            None => {
+                // Without a hazard (the observer is off, or the lost wakeup is not an
+                // undrained edge): the last bytes a client sent into a connection whose
+                // server end still holds them; nothing arrives after that.
+                let stuck = self
+                    .connections
+                    .iter()
+                    .filter(|c| self.unread_at_end(c) > 0)
+                    .filter_map(|c| {
+                        self.last_send_step(c.client_tid, c.client_fd)
+                            .map(|step| (step, c.server_fd))
+                    })
+                    .max();
+                match stuck {
+                    Some((step, fd)) => (
+                        step,
+                        format!("the last bytes for server fd {fd} arrived, and nobody reads them"),
+                    ),
+                    None => (
+                        self.calls.last().map_or(self.end_step, |c| c.step),
+                        "the last call before every thread blocked".to_string(),
+                    ),
+                }
+            }
         };
         self.stall_certain_step = Some(certain);
+        self.stall_certain_why = why;
+    }
+
+    /// Bytes the client sent into `connection` that the server has not read by the end
+    /// (arrival latency ignored).
+    pub fn unread_at_end(&self, connection: &Connection) -> i64 {
+        let (client_fd, server_fd) = (
+            i64::from(connection.client_fd),
+            i64::from(connection.server_fd),
+        );
+        let mut unread: i64 = 0;
+        for call in &self.calls {
+            if call.op == Op::Write
+                && call.tid == connection.client_tid
+                && call.args[0] == client_fd
+            {
+                unread += call.ret.max(0);
+            } else if call.op == Op::Read
+                && call.tid != connection.client_tid
+                && call.args[0] == server_fd
+            {
+                unread = (unread - call.ret.max(0)).max(0);
+            }
+        }
+        unread
     }
 
     fn last_send_step(&self, tid: u32, fd: i32) -> Option<u64> {

@@ -518,7 +518,8 @@ fn markers(svg: &mut String, timeline: &Timeline, scale: &Scale, top: f64, botto
     }
     if let Some(step) = timeline.stall_certain_step {
         let label = format!(
-            "stall certain at step {step}: data unread, no edge can come, every later wakeup is for others"
+            "stall certain at step {step}: {}",
+            timeline.stall_certain_why
         );
         vertical_marker(
             svg,
