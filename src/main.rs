@@ -82,6 +82,9 @@ enum Command {
         /// Wall-clock seconds the shrinker may take.
         #[arg(long, default_value_t = 120)]
         secs_max: u64,
+        /// Simulated steps the shrinker may run, summed over its runs.
+        #[arg(long, default_value_t = 100_000_000)]
+        steps_max: u64,
     },
     /// Run a scenario at every seed of a range and count the failing verdicts.
     Explore {
@@ -158,12 +161,17 @@ fn main() -> ExitCode {
             out,
             runs_max,
             secs_max,
+            steps_max,
         } => match load_scenario(&scenario) {
             Err(code) => code,
             Ok(loaded) => match seed.map_or_else(env_seed, |s| Ok(Some(s))) {
                 Err(code) => code,
                 Ok(seed) => {
-                    let budget = edgesim::explain::shrink::Budget { runs_max, secs_max };
+                    let budget = edgesim::explain::shrink::Budget {
+                        runs_max,
+                        secs_max,
+                        steps_max,
+                    };
                     let seed = seed.unwrap_or(loaded.seed);
                     edgesim::explain::shrink::cli(&scenario, &loaded, seed, &out, budget)
                 }

@@ -23,6 +23,18 @@ pub struct Budget {
     pub runs_max: u64,
     /// Wall-clock seconds at most.
     pub secs_max: u64,
+    /// Simulated steps at most, summed over all runs.
+    pub steps_max: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            runs_max: 3_000,
+            secs_max: 120,
+            steps_max: 100_000_000,
+        }
+    }
 }
 
 /// Seeds tried for each scenario change besides the current one (halved, since scenario
@@ -112,6 +124,8 @@ pub struct Shrunk {
     pub after: Size,
     /// Runs made.
     pub runs: u64,
+    /// Simulated steps run, summed over all runs.
+    pub steps_run: u64,
 }
 
 /// The kind of failure a run shows, which shrinking must keep.
@@ -152,11 +166,13 @@ struct Shrinker {
     budget: Budget,
     start: Instant,
     runs: u64,
+    steps: u64,
 }
 
 impl Shrinker {
     fn exhausted(&self) -> bool {
         self.runs >= self.budget.runs_max
+            || self.steps >= self.budget.steps_max
             || self.start.elapsed() >= Duration::from_secs(self.budget.secs_max)
     }
 
@@ -175,6 +191,7 @@ impl Shrinker {
             replay,
         };
         let (result, report) = run_sim_report(scenario, seed, &options);
+        self.steps += result.steps;
         let same = result.verdict == self.verdict && cause(&result) == self.cause;
         same.then(|| (result, report.decisions.unwrap_or_default()))
     }
@@ -228,6 +245,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
         budget,
         start: Instant::now(),
         runs: 1,
+        steps: 0,
     };
     let options = SimOptions {
         keep_trace: true,
@@ -241,6 +259,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
             original.verdict.name()
         ));
     }
+    shrinker.steps = original.steps;
     shrinker.verdict = original.verdict;
     shrinker.cause = cause(&original);
     let mut decisions = report.decisions.unwrap_or_default();
@@ -320,6 +339,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
         before,
         after,
         runs: shrinker.runs,
+        steps_run: shrinker.steps,
     })
 }
 
@@ -460,12 +480,13 @@ pub fn cli(path: &Path, scenario: &Scenario, seed: u64, out: &Path, budget: Budg
     );
     let _ = writeln!(
         stdout,
-        "shrunk verdict={} cause=\"{}\" steps_before={} steps_after={} runs={}",
+        "shrunk verdict={} cause=\"{}\" steps_before={} steps_after={} runs={} steps_run={}",
         shrunk.verdict.name(),
         shrunk.cause,
         shrunk.before.steps,
         shrunk.after.steps,
-        shrunk.runs
+        shrunk.runs,
+        shrunk.steps_run
     );
     ExitCode::SUCCESS
 }

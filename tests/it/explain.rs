@@ -73,6 +73,7 @@ fn shrinking_a_stall_keeps_verdict_and_cause_and_the_files_replay_it() {
     let budget = Budget {
         runs_max: 400,
         secs_max: 60,
+        steps_max: 10_000_000,
     };
     let shrunk = shrink::shrink(&original, seed, budget).expect("a stalling seed shrinks");
     assert_eq!(shrunk.verdict, Verdict::Stall);
@@ -114,6 +115,7 @@ fn shrinking_a_passing_seed_is_refused() {
     let budget = Budget {
         runs_max: 10,
         secs_max: 10,
+        steps_max: 1_000_000,
     };
     let error = shrink::shrink(&passing, 0, budget).expect_err("nothing to shrink");
     assert!(error.contains("verdict pass"), "{error}");
@@ -444,6 +446,7 @@ fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
         let budget = Budget {
             runs_max: 120,
             secs_max: 30,
+            steps_max: 10_000_000,
         };
         let shrunk = shrink::shrink(&original, original.seed, budget)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
