@@ -644,7 +644,7 @@ fn panicking_world(seed: u64) -> sim::sched::Report {
     let config = edgesim::runner::world_config(&bench_echo(), seed, false);
     SimOs::run(config, |os| {
         let server = edgesim::server::Server::start(
-            os.clone(),
+            os,
             edgesim::server::ServerConfig::default(),
             PanickingHandler,
             "127.0.0.1:0".parse().unwrap(),
