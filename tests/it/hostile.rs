@@ -780,3 +780,85 @@ fn explore_reports_a_bounded_heap_peak_per_run() {
         .unwrap_or_default()
         .starts_with("explored=8 "));
 }
+
+// Hostile input, in the default suite: the fuzz targets' properties (fuzz/fuzz_targets/)
+// checked on every prefix of every seed file and on each seed with one line dropped, so a
+// parser panic on a cut-off or half-edited file shows up without a nightly fuzzer.
+
+/// The seed corpus files of one fuzz target.
+fn seeds(target: &str) -> Vec<(String, String)> {
+    let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("seed-"))
+        })
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds in {dir}");
+    files
+}
+
+/// Every prefix (at character boundaries) and every one-line deletion of `text`.
+fn variants(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = (0..=text.len())
+        .filter(|&cut| text.is_char_boundary(cut))
+        .map(|cut| text[..cut].to_string())
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    for drop in 0..lines.len() {
+        let kept: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != drop)
+            .map(|(_, l)| *l)
+            .collect();
+        out.push(kept.join("\n"));
+    }
+    out
+}
+
+#[test]
+fn cut_or_edited_scenarios_are_located_errors_never_panics() {
+    let mut rejected = 0;
+    for (path, text) in seeds("scenario") {
+        for variant in variants(&text) {
+            if let Err(error) = edgesim::scenario::parse("cut.toml", &variant) {
+                let lines = variant.matches('\n').count() + 1;
+                assert!(
+                    (1..=lines).contains(&error.line) && !error.message.is_empty(),
+                    "{path}: an error outside the text ({error}) for:\n{variant}"
+                );
+                rejected += 1;
+            }
+        }
+    }
+    assert!(rejected > 0, "some cut-off scenario must be rejected");
+}
+
+#[test]
+fn cut_or_edited_ops_scripts_are_located_errors_never_panics() {
+    let mut rejected = 0;
+    for (path, text) in seeds("ops") {
+        for variant in variants(&text) {
+            if let Err(error) = edgesim::conform::parse(&variant) {
+                let lines = variant.lines().count().max(1);
+                assert!(
+                    (1..=lines).contains(&error.line) && !error.message.is_empty(),
+                    "{path}: an error outside the text ({error}) for:\n{variant}"
+                );
+                rejected += 1;
+            }
+        }
+    }
+    assert!(rejected > 0, "some cut-off script must be rejected");
+}
