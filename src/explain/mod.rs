@@ -117,34 +117,36 @@ impl Timeline {
 
     /// Picks the hazard a stall is blamed on and the step the stall became certain.
     ///
-    /// The blamed hazard is the last one on a server socket of a connection still open (the
-    /// client still waits on it), else the last one. The stall is certain once that thread
-    /// went back to sleep with the bytes unread *and* the client had sent everything it was
-    /// going to send before it waits for the echo: from then on no arrival can raise a new
-    /// edge. Without a hazard, it is the step at which the last thread blocked.
+    /// A stall is a client that waits forever, so the run is lost as soon as the *first*
+    /// connection is stuck for good. For each connection still open at the end, the last
+    /// hazard on its server socket is the edge that was never followed up (a later read
+    /// would have drained it or left a later hazard); that connection is stuck from when its
+    /// thread went back to sleep with the bytes unread *and* its client had sent everything
+    /// it was going to send before waiting for the echo. The blamed hazard is the one of the
+    /// connection stuck first. Without such a hazard, see below.
     fn find_stall_point(&mut self) {
         if self.verdict != Verdict::Stall {
             return;
         }
-        let open_server_fds: Vec<i32> = self.connections.iter().map(|c| c.server_fd).collect();
-        let blamed = self
-            .hazards
+        let stuck: Option<(u64, usize)> = self
+            .connections
             .iter()
-            .rposition(|h| open_server_fds.contains(&h.fd))
+            .filter_map(|c| {
+                let idx = self.hazards.iter().rposition(|h| h.fd == c.server_fd)?;
+                let last_send = self.last_send_step(c.client_tid, c.client_fd).unwrap_or(0);
+                Some((self.hazards[idx].step.max(last_send), idx))
+            })
+            .min();
+        // A hazard on a connection already closed still explains the picture best.
+        let blamed = stuck
+            .map(|(_, idx)| idx)
             .or_else(|| self.hazards.len().checked_sub(1));
         self.blamed_hazard = blamed;
         let (certain, why) = match blamed {
             Some(idx) => {
                 let hazard = &self.hazards[idx];
-                let last_send = self
-                    .connections
-                    .iter()
-                    .filter(|c| c.server_fd == hazard.fd)
-                    .filter_map(|c| self.last_send_step(c.client_tid, c.client_fd))
-                    .max()
-                    .unwrap_or(0);
                 (
-                    hazard.step.max(last_send),
+                    stuck.map_or(hazard.step, |(step, _)| step),
                     format!(
                         "bytes of fd {} unread, the client waits for their echo, no edge will come",
                         hazard.fd
@@ -213,21 +215,26 @@ impl Timeline {
     }
 
     /// The steps a picture should show: the whole run when it has at most `steps_max`
-    /// steps; else a window that starts a little before the blamed hazard's edge and runs
-    /// to the end of the run (where every thread blocked), at most `4 * steps_max` steps
-    /// long, so that the edge, the hazard, the stall point and the end are all in view.
+    /// steps; else a window of at most `2 * steps_max` steps around the failure: from a
+    /// little before the blamed hazard's edge (or as far back as fits) through the point
+    /// where the stall became certain, on towards the end of the run.
     pub fn window(&self, steps_max: u64) -> (u64, u64) {
         let end = self.end_step.max(1);
         if end <= steps_max {
             return (0, end);
         }
-        let focus = self
+        let span_max = 2 * steps_max;
+        let certain = self.stall_certain_step.unwrap_or(end).min(end);
+        let edge = self
             .blamed_hazard
-            .map(|idx| self.hazards[idx].consumed_step)
-            .or(self.stall_certain_step)
-            .unwrap_or(end);
-        let start = focus.saturating_sub(steps_max / 5).min(end - steps_max);
-        (start, end.min(start + 4 * steps_max))
+            .map_or(certain, |idx| self.hazards[idx].consumed_step)
+            .min(certain);
+        // Context before the edge, but never so much that the stall point falls out.
+        let mut start = edge.saturating_sub(steps_max / 5);
+        start = start.max(certain.saturating_sub(span_max * 3 / 4));
+        // At least `steps_max` steps, even when the failure is at the very end.
+        start = start.min(end - steps_max);
+        (start, end.min(start + span_max))
     }
 }
 

@@ -497,7 +497,10 @@ fn markers(svg: &mut String, timeline: &Timeline, scale: &Scale, top: f64, botto
             ))
         );
     }
-    if let Some(idx) = timeline.blamed_hazard {
+    let blamed = timeline
+        .blamed_hazard
+        .filter(|&idx| scale.contains(timeline.hazards[idx].step));
+    if let Some(idx) = blamed {
         let hazard = &timeline.hazards[idx];
         let label = format!(
             "hazard: t{} took the edge on fd {} at step {}, back in epoll_wait at step {} with {} bytes unread",
@@ -516,7 +519,7 @@ fn markers(svg: &mut String, timeline: &Timeline, scale: &Scale, top: f64, botto
             &label,
         );
     }
-    if let Some(step) = timeline.stall_certain_step {
+    if let Some(step) = timeline.stall_certain_step.filter(|&s| scale.contains(s)) {
         let label = format!(
             "stall certain at step {step}: {}",
             timeline.stall_certain_why
@@ -534,7 +537,7 @@ fn markers(svg: &mut String, timeline: &Timeline, scale: &Scale, top: f64, botto
             &label,
         );
     }
-    if timeline.verdict == Verdict::Stall {
+    if timeline.verdict == Verdict::Stall && scale.contains(timeline.end_step) {
         let x = scale.x(timeline.end_step);
         let _ = writeln!(
             svg,
