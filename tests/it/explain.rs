@@ -444,8 +444,8 @@ fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
             continue;
         }
         let budget = Budget {
-            runs_max: 120,
-            secs_max: 30,
+            runs_max: 60,
+            secs_max: 10,
             steps_max: 10_000_000,
         };
         let shrunk = shrink::shrink(&original, original.seed, budget)
