@@ -458,3 +458,6 @@ impl RunArgs {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -307,3 +307,14 @@ fn an_empty_log_replays_without_preemption() {
     // Without preemption each thread runs until it blocks or ends: main, then each worker.
     assert!(replayed.switches < 10, "{} switches", replayed.switches);
 }
+
+#[test]
+fn a_decision_log_reads_back_sorted_and_rejects_what_it_cannot_read() {
+    let log = Decisions::parse("# comment\npick 9 t2\n\npick 3 t1\nfault 4\n").expect("parses");
+    assert_eq!(log.picks, vec![(3, 1), (9, 2)]);
+    assert_eq!(log.faults, vec![4]);
+    assert_eq!(Decisions::parse(&log.to_string()), Ok(log));
+    let error = Decisions::parse("pick 3 2\n").expect_err("a thread is written t<id>");
+    assert!(error.starts_with("line 1:"), "{error}");
+    assert!(Decisions::parse("switch 3 t1\n").is_err());
+}
