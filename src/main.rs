@@ -251,6 +251,11 @@ fn run(
             Err(message) => return bad_input(message),
         },
         Backend::Sim => run_sim(&scenario, seed, true),
+        Backend::Real if explain.any() => {
+            return bad_input(
+                "--svg, --perfetto and --decisions need the simulator (--backend sim)",
+            )
+        }
         Backend::Real => run_real(&scenario, Duration::from_millis(stall_after_ms)),
     };
     report(path, &scenario, &result, trace, backend, explain)
