@@ -10,3 +10,5 @@ mod netpoll;
 mod mio_facade;
 mod hostile;
 mod explain;
+mod differential;
+mod properties;
