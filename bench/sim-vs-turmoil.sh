@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The simulator against turmoil on the standard echo workload (scenarios/bench-echo.toml:
+# 16 clients x 50 pingpong round trips of 64 bytes, two sub-reactors), both on one core, in
+# the same script run: seeds per second of each and the ratio.
+#
+# turmoil gets its fastest time model (1 ms tick, latency <= 1 ms). Each side runs SEEDS
+# seeds (default 2000) three times; the median counts.
+#
+# Usage: bench/sim-vs-turmoil.sh [SEEDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-2000}
+cargo build --release -q --bin edgesim -p edgesim
+cargo build --release -q --bin turmoil-echo -p edgesim-bench-peers
+median() { sort -g | sed -n 2p; }
+edgesim=$(for _ in 1 2 3; do
+    target/release/edgesim explore scenarios/bench-echo.toml --seeds "0..$seeds" --jobs 1 |
+        tail -1 | sed 's/.*seeds_per_sec=//'
+done | median)
+turmoil=$(for _ in 1 2 3; do
+    target/release/turmoil-echo --seeds "$seeds" | sed 's/.*seeds_per_sec=//'
+done | median)
+echo "load_average=$(cut -d' ' -f1 /proc/loadavg) (other work on the machine skews both sides)"
+echo "edgesim_seeds_per_sec=$edgesim turmoil_seeds_per_sec=$turmoil"
+awk -v a="$edgesim" -v b="$turmoil" 'BEGIN { printf "ratio_edgesim_over_turmoil=%.2f\n", a / b }'
