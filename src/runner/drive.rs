@@ -3,8 +3,8 @@
 //! exactly this code.
 
 use crate::netpoll::{EchoServer, NetpollConfig};
-use crate::os::{Os, OsJoin, OsMutex};
-use crate::scenario::Scenario;
+use crate::os::{Os, OsAtomic, OsJoin, OsMutex};
+use crate::scenario::{Pattern, Scenario};
 use crate::server::{EchoHandler, Server};
 use crate::workload::{run_client, ClientError, ClientPlan, ClientReport, Progress};
 use std::net::SocketAddr;
@@ -23,6 +23,32 @@ pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
     let before = steps();
     os.sleep(IDLE_WINDOW);
     steps().saturating_sub(before).saturating_sub(2)
+}
+
+/// Waits until every byte is echoed, then counts the server's steps over an idle window
+/// while the lingering clients keep their connections open. Returns 0 if a client finished
+/// (or failed) first, or the wait ran out: the clients' own results tell why.
+fn linger_idle_steps<O: Os>(
+    os: &O,
+    progress: &Progress<O>,
+    expected_bytes: u64,
+    finished: impl Fn() -> bool,
+    steps: fn() -> u64,
+) -> u64 {
+    const POLL: Duration = Duration::from_millis(1);
+    /// Bounds the wait, so that a stalled run still ends (after ten virtual seconds).
+    const POLLS_MAX: usize = 10_000;
+    for _ in 0..POLLS_MAX {
+        if progress.bytes.load() >= expected_bytes {
+            // The last client's linger has just begun: both idle windows fit in it.
+            return idle_steps(os, steps);
+        }
+        if finished() {
+            return 0;
+        }
+        os.sleep(POLL);
+    }
+    0
 }
 
 /// What the driver saw.
@@ -58,9 +84,11 @@ pub fn drive<O: Os>(
     };
     let addr = server.local_addr();
     let results = Arc::new(os.mutex(Vec::new()));
+    let mut expected_bytes = 0u64;
     let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
         .map(|id| {
             let mut plan = ClientPlan::new(&scenario.clients, id, addr, seed);
+            expected_bytes += plan.total_bytes() as u64;
             plan.retry_on_reset = scenario.injects_resets();
             let (os2, results, progress) =
                 (os.clone(), Arc::clone(&results), Arc::clone(&progress));
@@ -70,12 +98,21 @@ pub fn drive<O: Os>(
             })
         })
         .collect();
+    // Lingering clients hold their connections open once every echo is in: the server is
+    // watched then, with connections open, and again once they are gone.
+    let lingering_steps = if scenario.clients.pattern == Pattern::Linger {
+        let n_clients = scenario.clients.count;
+        let finished = || results.lock(|r: &mut Vec<_>| r.len() >= n_clients);
+        linger_idle_steps(os, &progress, expected_bytes, finished, steps)
+    } else {
+        0
+    };
     for client in clients {
         if let Err(message) = client.join() {
             driven.server_error = Some(format!("a client panicked: {message}"));
         }
     }
-    driven.idle_steps = idle_steps(os, steps);
+    driven.idle_steps = idle_steps(os, steps).max(lingering_steps);
     if let Err(message) = server.stop() {
         driven.server_error = Some(message);
     }

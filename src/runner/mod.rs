@@ -82,6 +82,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
             edge: sim.edge,
             tcp_sndbuf_bytes: sim.sndbuf_bytes,
             tcp_rcvbuf_bytes: sim.rcvbuf_bytes,
+            fd_limit: sim.fd_limit,
             latency_ns_max: sim.latency_us_max * 1_000,
             faults: sim.faults.kernel.clone(),
             ..Config::default()

@@ -95,10 +95,14 @@ pub enum Pattern {
     /// Pingpong, then stay connected and silent until the server closes the connection
     /// (its idle deadline); the end of file is expected.
     Idle,
+    /// Pingpong, then keep the connection open and silent for a while before closing it, so
+    /// the server is watched while it holds idle connections (a loop that busy-waits on an
+    /// open connection, or descriptors held while another client waits to be accepted).
+    Linger,
 }
 
 /// Names as the scenario files spell them, for the "expected one of" lists.
-pub const PATTERNS: [(&str, Pattern); 8] = [
+pub const PATTERNS: [(&str, Pattern); 9] = [
     ("pingpong", Pattern::Pingpong),
     ("pipeline", Pattern::Pipeline),
     ("burst", Pattern::Burst),
@@ -107,6 +111,7 @@ pub const PATTERNS: [(&str, Pattern); 8] = [
     ("slow-reader", Pattern::SlowReader),
     ("churn", Pattern::Churn),
     ("idle", Pattern::Idle),
+    ("linger", Pattern::Linger),
 ];
 
 /// The simulator's knobs.
@@ -126,6 +131,10 @@ pub struct SimSpec {
     pub sndbuf_bytes: usize,
     /// TCP receive buffer per socket.
     pub rcvbuf_bytes: usize,
+    /// The simulated process's descriptor limit (`RLIMIT_NOFILE`): a descriptor numbered at
+    /// or above it cannot be opened, so `accept` fails with `EMFILE` for as long as the
+    /// table stays full (the `accept_emfile` fault fails one call at a time).
+    pub fd_limit: usize,
 }
 
 /// Fault probabilities, each in `0..=1`.

@@ -135,6 +135,7 @@ struct RawSim {
     latency_us_max: Option<Spanned<i64>>,
     sndbuf_bytes: Option<Spanned<i64>>,
     rcvbuf_bytes: Option<Spanned<i64>>,
+    fd_limit: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -500,6 +501,7 @@ impl Checker<'_> {
     }
 }
 
+            fd_limit: self.int(&raw.fd_limit, "sim.fd_limit", 8..=1_048_576, 1024)? as usize,
 /// The server's enums that scenario files name.
 trait NamedEnum: Sized + 'static {
     fn all() -> &'static [Self];

@@ -228,8 +228,14 @@ impl<O: Os, H: Handler> Reactor<O, H> {
         // 1. Error or hang-up with nothing left to read: the connection is finished.
         let error_only =
             events.intersects(Events::ERR | Events::HUP) && !events.contains(Events::IN);
-        if error_only && !self.flaw(Flaw::ErrorOnlyIgnored) {
-            self.close(token);
+        if error_only {
+            // Flaw `error-only-ignored`: the event is dropped as if it said nothing (no bit
+            // the loop asked for), so a connection that is waiting on nothing never learns
+            // that its peer is gone, and a level-triggered registration repeats it forever
+            // (seastar R16; tokio R12 for a writer that only listens for OUT).
+            if !self.flaw(Flaw::ErrorOnlyIgnored) {
+                self.close(token);
+            }
             return;
         }
         // 2. Write before read, so a full outbound buffer drains before more input adds to it.

@@ -84,6 +84,11 @@ impl fmt::Display for ClientError {
     }
 }
 
+/// How long a `linger` client keeps its connection open and silent after its last echo.
+/// Long enough for the driver to watch the idle server (two idle windows) while every
+/// connection is still open.
+pub const LINGER: Duration = Duration::from_millis(100);
+
 /// Bytes per write call.
 const WRITE_CHUNK_BYTES: usize = 16 * 1024;
 /// Events per `epoll_wait`.
@@ -137,6 +142,11 @@ pub fn run_client<O: Os>(
             let result = Conn::open(os, plan, offset, stall_after).and_then(|mut conn| {
                 report.connections += 1;
                 let result = conn.exchange(sizes, total, progress);
+                if result.is_ok() && plan.pattern == Pattern::Linger {
+                    // Silent but connected: the server has nothing to do for a while, and a
+                    // correct one sleeps through it.
+                    os.sleep(LINGER);
+                }
                 conn.close();
                 result
             });
@@ -174,6 +184,26 @@ fn reset_by_network(error: &ClientError) -> bool {
     }
 }
 
+/// Attempts of a client call that fails with `EMFILE` before the error is reported.
+const EMFILE_RETRIES_MAX: u32 = 1_000;
+
+/// Runs `call`, waiting a millisecond and trying again while it fails with `EMFILE`. In the
+/// simulator the clients share the server's descriptor table (`[sim] fd_limit`), but they
+/// stand for peers in other processes: a full table is the server's problem, so a client
+/// waits for a descriptor instead of failing.
+fn retry_emfile<O: Os, T>(os: &O, mut call: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Err(Errno::EMFILE) if attempt < EMFILE_RETRIES_MAX => {
+                attempt += 1;
+                os.sleep(Duration::from_millis(1));
+            }
+            result => return result,
+        }
+    }
+}
+
 struct Conn<'a, O: Os> {
     os: &'a O,
     plan: &'a ClientPlan,
@@ -202,8 +232,8 @@ impl<'a, O: Os> Conn<'a, O> {
             errno,
             received: 0,
         };
-        let fd = os.connect(plan.addr).map_err(|e| io("connect", e))?;
-        let epfd = match os.epoll_create() {
+        let fd = retry_emfile(os, || os.connect(plan.addr)).map_err(|e| io("connect", e))?;
+        let epfd = match retry_emfile(os, || os.epoll_create()) {
             Ok(epfd) => epfd,
             Err(e) => {
                 let _ = os.close(fd);

@@ -5,5 +5,5 @@
 mod client;
 mod plan;
 
-pub use client::{run_client, ClientError, ClientReport, Progress};
+pub use client::{run_client, ClientError, ClientReport, Progress, LINGER};
 pub use plan::{expected_byte, ClientPlan};

@@ -12,3 +12,4 @@ mod hostile;
 mod explain;
 mod differential;
 mod properties;
+mod catalogue;

@@ -1,0 +1,171 @@
+//! The pitfall catalogue: every `scenarios/flaw-*.toml` fails within 200 seeds with the
+//! verdict it expects, the same scenario without its flaw passes, every flaw of the server has
+//! a scenario, and the one that only Linux's generous edges hide passes under them.
+//!
+//! The numbers in docs/PITFALLS.md come from `scripts/catalogue-stats.sh`; the long soak of
+//! the correct server (`--seeds 0..5000` per scenario) runs here when `EDGESIM_SOAK=1`.
+
+use edgesim::runner::{explore, run_sim};
+use edgesim::scenario::{Scenario, Verdict};
+use edgesim::server::Flaw;
+use std::path::{Path, PathBuf};
+
+/// Seeds within which every flaw must show (the catalogue's promise).
+const SEEDS_TO_DETECTION_MAX: u64 = 200;
+/// Seeds the correct server runs on each catalogue scenario in an ordinary test run.
+const QUICK_PASS_SEEDS: u64 = 8;
+/// Seeds the correct server runs on each catalogue scenario in the soak.
+const SOAK_SEEDS: u64 = 5000;
+
+/// Every catalogue scenario, in name order, with its parsed contents.
+fn catalogue() -> Vec<(PathBuf, Scenario)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("flaw-") && name.ends_with(".toml")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let scenario = edgesim::scenario::load(&path).expect("the scenario parses");
+            (path, scenario)
+        })
+        .collect()
+}
+
+/// The first seed in `seeds` whose verdict is not `pass`, with that verdict. This is what
+/// `edgesim explore` reports as `first_failure`, stopping there instead of running the range.
+fn first_failure(scenario: &Scenario, seeds: std::ops::Range<u64>) -> Option<(u64, Verdict)> {
+    seeds
+        .map(|seed| (seed, run_sim(scenario, seed, false).verdict))
+        .find(|(_, verdict)| *verdict != Verdict::Pass)
+}
+
+/// The scenario with its flaw removed: the correct server under the same workload and faults.
+fn without_flaw(scenario: &Scenario) -> Scenario {
+    let mut fixed = scenario.clone();
+    fixed.server.config.flaw = None;
+    fixed.expect = Verdict::Pass;
+    fixed
+}
+
+#[test]
+fn every_flaw_scenario_shows_its_verdict_within_200_seeds() {
+    let mut problems = Vec::new();
+    for (path, scenario) in catalogue() {
+        if scenario.expect == Verdict::Pass {
+            continue;
+        }
+        match first_failure(&scenario, 0..SEEDS_TO_DETECTION_MAX) {
+            Some((_, verdict)) if verdict == scenario.expect => {}
+            Some((seed, verdict)) => problems.push(format!(
+                "{}: first failure at seed {seed} is {}, expected {}",
+                path.display(),
+                verdict.name(),
+                scenario.expect.name()
+            )),
+            None => problems.push(format!(
+                "{}: no failure in seeds 0..{SEEDS_TO_DETECTION_MAX}",
+                path.display()
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_flaw_of_the_server_has_a_failing_catalogue_scenario() {
+    let scenarios = catalogue();
+    let missing: Vec<&str> = Flaw::ALL
+        .iter()
+        .filter(|flaw| {
+            !scenarios.iter().any(|(path, s)| {
+                let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                s.server.config.flaw == Some(**flaw)
+                    && s.expect != Verdict::Pass
+                    && file.starts_with(&format!("flaw-{}", flaw.name()))
+            })
+        })
+        .map(|flaw| flaw.name())
+        .collect();
+    assert!(missing.is_empty(), "flaws without a scenario: {missing:?}");
+}
+
+#[test]
+fn without_its_flaw_every_catalogue_scenario_passes() {
+    let mut problems = Vec::new();
+    for (path, scenario) in catalogue() {
+        let fixed = without_flaw(&scenario);
+        if let Some((seed, verdict)) = first_failure(&fixed, 0..QUICK_PASS_SEEDS) {
+            problems.push(format!(
+                "{} without its flaw: {} at seed {seed}",
+                path.display(),
+                verdict.name()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The flaw that only the strict edge model shows: one write per EPOLLOUT event gets away
+/// with it on Linux, where every ACK queues another event, and stalls under textbook edges.
+#[test]
+fn out_once_passes_under_linux_edges_and_stalls_under_strict_ones() {
+    let scenarios = catalogue();
+    let find = |name: &str| {
+        scenarios
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("scenario {name} exists"))
+    };
+    let linux = find("flaw-out-once-linux");
+    let strict = find("flaw-out-once");
+    assert_eq!(linux.sim.edge, sim::kernel::EdgeModel::Linux);
+    assert_eq!(strict.sim.edge, sim::kernel::EdgeModel::Strict);
+    // Apart from the edge model (and the name and verdict) the two runs are the same.
+    let mut same = strict.clone();
+    same.sim.edge = linux.sim.edge;
+    assert_eq!(same.server, linux.server);
+    assert_eq!(same.clients, linux.clients);
+    assert_eq!(same.sim, linux.sim);
+    assert_eq!(first_failure(&linux, 0..40), None);
+    assert_eq!(
+        first_failure(&strict, 0..SEEDS_TO_DETECTION_MAX).map(|(_, v)| v),
+        Some(Verdict::Stall)
+    );
+}
+
+/// The soak: the correct server on every catalogue scenario, `--seeds 0..5000` each.
+/// Runs only with `EDGESIM_SOAK=1` (minutes in release); `scripts/catalogue-soak.sh` runs it.
+#[test]
+fn soak_without_flaws() {
+    if std::env::var("EDGESIM_SOAK").as_deref() != Ok("1") {
+        eprintln!("soak skipped: set EDGESIM_SOAK=1 to run it");
+        return;
+    }
+    let seeds: Vec<u64> = (0..SOAK_SEEDS).collect();
+    let mut problems = Vec::new();
+    for (path, scenario) in catalogue() {
+        let explored = explore(&without_flaw(&scenario), &seeds, 2, &|| {});
+        eprintln!(
+            "soak {} without its flaw: {}",
+            path.display(),
+            explored.summary()
+        );
+        if let Some((seed, verdict)) = explored.failures.first() {
+            problems.push(format!(
+                "{} without its flaw: {} failures, first {} at seed {seed}",
+                path.display(),
+                explored.failures.len(),
+                verdict.name()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
