@@ -512,6 +512,18 @@ impl Kernel {
             }
         }
         self.tcp_push(s);
+        // Every segment advertises the sender's receive window (`tcp_select_window` in
+        // `tcp_transmit_skb`). A reader under SHUT_RD sent no window update when it read
+        // (`tcp_window_opened`), so its peer learns of the space only now and sends what
+        // it queued behind the closed window (measured: after SHUT_RD, a fill and a drain,
+        // one write of 1 byte lets a further drain read more).
+        if self.sock(s).shutdown & RCV_SHUTDOWN != 0 {
+            if let Some(peer) = self.sock(s).peer {
+                if self.sock_alive(peer) {
+                    self.tcp_push(peer.id);
+                }
+            }
+        }
         Ok(accepted)
     }
 
