@@ -4,25 +4,14 @@
 //! step an edge was taken and not drained) that explains why no wakeup will come.
 
 use crate::os::Events;
-use sim::kernel::{FdKind, Kernel};
-use sim::sched::{Block, Hazard, Report, ThreadInfo, ThreadState};
+use sim::kernel::{EpollItemInfo, FdInfo, FdKind, Kernel};
+use sim::sched::{Block, Hazard, Op, Record, Report, ThreadInfo, ThreadState};
+use std::collections::BTreeMap;
 
 /// One line per waiting client, plus the hazards the run recorded.
 pub fn stall(report: &mut Report) -> Vec<String> {
-    let mut lines = Vec::new();
     let threads = report.threads.clone();
-    for thread in threads.iter().filter(|t| t.name.starts_with("client")) {
-        let ThreadState::Blocked(Block::Epoll(epfd), _) = thread.state else {
-            continue;
-        };
-        lines.push(client_line(
-            &mut report.kernel,
-            &threads,
-            &report.hazards,
-            thread,
-            epfd,
-        ));
-    }
+    let mut lines = client_lines(report, &threads);
     if lines.is_empty() {
         let blocked: Vec<String> = threads
             .iter()
@@ -41,6 +30,198 @@ pub fn stall(report: &mut Report) -> Vec<String> {
         .collect();
     lines.push(format!("other threads: {}", others.join("; ")));
     lines
+}
+
+/// One line per client that waits in `epoll_wait` for the server.
+fn client_lines(report: &mut Report, threads: &[ThreadInfo]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for thread in threads.iter().filter(|t| t.name.starts_with("client")) {
+        let ThreadState::Blocked(Block::Epoll(epfd), _) = thread.state else {
+            continue;
+        };
+        lines.push(client_line(
+            &mut report.kernel,
+            threads,
+            &report.hazards,
+            thread,
+            epfd,
+        ));
+    }
+    lines
+}
+
+/// Calls looked at to find who spins: the end of the run.
+const SPIN_WINDOW_CALLS: usize = 2000;
+
+/// A busy loop explained: the thread that made most of the last calls, what it kept
+/// calling, the event it kept getting back and the descriptor behind that event; then the
+/// clients still waiting and the other threads. Needs the trace (`--trace`); without it only
+/// the clients and threads are described.
+pub fn spin(report: &mut Report) -> Vec<String> {
+    let threads = report.threads.clone();
+    let mut lines = busiest_thread(report, &threads);
+    lines.extend(client_lines(report, &threads));
+    for hazard in &report.hazards {
+        lines.push(hazard_line(hazard, &threads));
+    }
+    let others: Vec<String> = threads
+        .iter()
+        .filter(|t| !t.name.starts_with("client"))
+        .map(|t| format!("t{} {} {}", t.tid, t.name, state_words(t.state)))
+        .collect();
+    lines.push(format!("other threads: {}", others.join("; ")));
+    lines
+}
+
+/// The busiest thread of the last [`SPIN_WINDOW_CALLS`] calls, its commonest calls, and the
+/// event its `epoll_wait` kept returning, with the registration and descriptor behind it.
+pub(crate) fn busiest_thread(report: &Report, threads: &[ThreadInfo]) -> Vec<String> {
+    let records = report.trace.records();
+    let calls: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Record::Call { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&first) = calls.get(calls.len().saturating_sub(SPIN_WINDOW_CALLS)) else {
+        return Vec::new();
+    };
+    // Per thread: calls made; per (thread, call text): count; per (thread, epfd, token,
+    // events): events returned. BTreeMaps keep the output deterministic.
+    let mut per_thread: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut per_call: BTreeMap<(u32, String), usize> = BTreeMap::new();
+    let mut per_event: BTreeMap<(u32, i64, u64, u32), usize> = BTreeMap::new();
+    let mut waiting: Option<(u32, i64)> = None;
+    let mut n_calls = 0usize;
+    for record in &records[first..] {
+        match *record {
+            Record::Call { tid, op, args, .. } => {
+                n_calls += 1;
+                *per_thread.entry(tid).or_default() += 1;
+                let text = record.to_string();
+                let call = text
+                    .split_once(&format!(" t{tid} "))
+                    .map_or(text.clone(), |(_, call)| call.to_string());
+                *per_call.entry((tid, call)).or_default() += 1;
+                waiting = (op == Op::EpollWait).then_some((tid, args[0]));
+            }
+            Record::Event { events, token } => {
+                if let Some((tid, epfd)) = waiting {
+                    *per_event.entry((tid, epfd, token, events)).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some((&tid, &n_busy)) = per_thread
+        .iter()
+        .max_by_key(|(tid, n)| (**n, u32::MAX - **tid))
+    else {
+        return Vec::new();
+    };
+    let mut top_calls: Vec<(&String, &usize)> = per_call
+        .iter()
+        .filter(|((t, _), _)| *t == tid)
+        .map(|((_, call), n)| (call, n))
+        .collect();
+    top_calls.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = top_calls
+        .iter()
+        .take(3)
+        .map(|(call, n)| format!("`{call}` x{n}"))
+        .collect();
+    let mut lines = vec![format!(
+        "{} made {n_busy} of the last {n_calls} calls; most often {}",
+        thread_name(threads, tid),
+        shown.join(", ")
+    )];
+    let top_event = per_event
+        .iter()
+        .filter(|((t, ..), _)| *t == tid)
+        .max_by_key(|((_, epfd, token, events), n)| (**n, -*epfd, u64::MAX - *token, *events));
+    if let Some((&(_, epfd, token, events), &n)) = top_event {
+        lines.push(format!(
+            "its epoll_wait on fd {epfd} returned token {token:#x} with {} {n} times: {}",
+            Events(events),
+            event_source(&report.kernel, epfd as i32, token)
+        ));
+    }
+    let kernel = &report.kernel;
+    let n_open = kernel.open_fd_count();
+    let fd_limit = kernel.config().fd_limit;
+    if n_open >= fd_limit.saturating_sub(1) {
+        lines.push(format!(
+            "the descriptor table is full: {n_open} descriptors open, fd_limit {fd_limit}"
+        ));
+    }
+    lines
+}
+
+/// What stands behind a token on an epoll instance: the registration, the descriptor it was
+/// added under (and whether that descriptor is still open), and the state of the file.
+fn event_source(kernel: &Kernel, epfd: i32, token: u64) -> String {
+    let Some(item) = kernel
+        .epoll_items(epfd)
+        .ok()
+        .and_then(|items| items.into_iter().find(|i| i.data == token))
+    else {
+        return "no registration carries that token any more".to_string();
+    };
+    let mut text = format!(
+        "registered as fd {} for {}{}",
+        item.fd,
+        Events(item.events),
+        if item.events & Events::ET.0 == 0 {
+            " (level-triggered)"
+        } else {
+            ""
+        }
+    );
+    let open_fds = kernel.open_fds();
+    let same = |i: &&FdInfo| i.description == item.description;
+    let info = match open_fds.iter().find(|i| i.fd == item.fd && same(i)) {
+        Some(info) => info,
+        None => match open_fds.iter().find(same) {
+            Some(dup) => {
+                text.push_str(&format!(
+                    "; fd {} is closed, but its file lives on through fd {} (a dup), so the \
+                     registration still reports it",
+                    item.fd, dup.fd
+                ));
+                dup
+            }
+            None => return text,
+        },
+    };
+    if info.kind == FdKind::EventFd {
+        text.push_str(&format!(
+            "; an eventfd with counter {}",
+            info.readable_bytes
+        ));
+        if info.readable_bytes > 0 {
+            text.push_str(" that nobody reads");
+        }
+        return text;
+    }
+    text.push_str(&format!(
+        "; {:?} with {} bytes to read and {} queued out",
+        info.kind, info.readable_bytes, info.queued_out_bytes
+    ));
+    let level = item.events & Events::ET.0 == 0;
+    if level && item.events & Events::OUT.0 != 0 && info.queued_out_bytes == 0 {
+        text.push_str(
+            ", writable with nothing queued: level-triggered OUT interest fires on every wait",
+        );
+    }
+    if let Some(sock) = info.sock {
+        if sock.fin_received {
+            text.push_str(", the peer's FIN received (a read returns 0)");
+        }
+        if sock.reset {
+            text.push_str(", reset by the peer");
+        }
+    }
+    text
 }
 
 /// A thread's state in words.
@@ -137,16 +318,90 @@ fn client_line(
         ", {}",
         registration(kernel, threads, info.description)
     ));
-    if let Some(h) = hazards.iter().rev().find(|h| h.fd == server_fd) {
-        line.push_str(&format!(
+    let hazard = hazards.iter().rev().find(|h| h.fd == server_fd);
+    match hazard {
+        // A hazard explains the stall only while the bytes it left are still unread.
+        Some(h) if info.readable_bytes > 0 => line.push_str(&format!(
             "; no wakeup is queued since t{} stopped reading before EAGAIN at step {} \
              (edge taken at step {})",
             h.tid, h.step, h.consumed_step
-        ));
-    } else if info.readable_bytes == 0 {
-        line.push_str("; the kernel owes nothing: the bytes are in the server's user space");
+        )),
+        _ if info.readable_bytes > 0 => {
+            if let Some((_, item)) = registration_item(kernel, info.description) {
+                if !item.armed {
+                    line.push_str(
+                        "; the ONESHOT registration is disarmed, so the unread bytes raise no \
+                         event until it is re-armed",
+                    );
+                }
+            }
+        }
+        _ => {
+            line.push_str("; the kernel owes nothing: the bytes are in the server's user space");
+            line.push_str(&owed_from_user_space(kernel, threads, &info));
+        }
     }
     line
+}
+
+/// Why nothing will move bytes the server holds in user space: what its registration can
+/// still report, and whether its loop's eventfd would wake it for a queued task.
+fn owed_from_user_space(kernel: &Kernel, threads: &[ThreadInfo], info: &FdInfo) -> String {
+    let Some((epfd, item)) = registration_item(kernel, info.description) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    if !item.armed {
+        text.push_str(
+            "; the ONESHOT registration is disarmed, so nothing is reported until it is re-armed",
+        );
+    } else if item.events & Events::OUT.0 == 0 {
+        text.push_str(
+            "; the registration does not ask for EPOLLOUT, so no event will say the socket has room",
+        );
+    } else if item.events & Events::ET.0 != 0 {
+        text.push_str(&format!(
+            "; the socket has room ({} bytes queued out) and is registered for OUT|ET: \
+             the next EPOLLOUT edge needs a write that hits EAGAIN first",
+            info.queued_out_bytes
+        ));
+    }
+    // A loop woken only by its eventfd: with the counter at 0, a task queued for it without
+    // an eventfd write (a lost wakeup) is never seen.
+    let sleeper = threads
+        .iter()
+        .find(|t| matches!(t.state, ThreadState::Blocked(Block::Epoll(e), _) if e == epfd));
+    let eventfd = kernel.epoll_items(epfd).ok().and_then(|items| {
+        items.into_iter().find_map(|i| {
+            kernel
+                .fd_info(i.fd)
+                .filter(|f| f.kind == FdKind::EventFd && f.description == i.description)
+        })
+    });
+    let out_et = item.events & (Events::OUT.0 | Events::ET.0) == Events::OUT.0 | Events::ET.0;
+    if let (true, Some(thread), Some(eventfd)) = (item.armed && out_et, sleeper, eventfd) {
+        if eventfd.readable_bytes == 0 {
+            text.push_str(&format!(
+                "; t{} {} sleeps with its eventfd (fd {}) at 0, so a task queued for it \
+                 without an eventfd write is never seen",
+                thread.tid, thread.name, eventfd.fd
+            ));
+        }
+    }
+    text
+}
+
+/// The epoll instance and registration that watch a description.
+fn registration_item(kernel: &Kernel, description: u64) -> Option<(i32, EpollItemInfo)> {
+    kernel
+        .open_fds()
+        .into_iter()
+        .filter(|i| i.kind == FdKind::Epoll)
+        .find_map(|ep| {
+            let items = kernel.epoll_items(ep.fd).ok()?;
+            let item = items.into_iter().find(|i| i.description == description)?;
+            Some((ep.fd, item))
+        })
 }
 
 /// How a description is registered, and who sleeps on the epoll instance.

@@ -178,7 +178,7 @@ pub fn run_sim_report(
                     "no client progress for the last {:.3} ms of virtual time while threads kept running",
                     quiet_ns as f64 / 1e6
                 )];
-                lines.extend(diagnose::stall(&mut report));
+                lines.extend(diagnose::spin(&mut report));
                 (Verdict::Spin, lines)
             }
         }
@@ -218,14 +218,13 @@ pub(crate) fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict,
         return (Verdict::Corrupt, failures);
     }
     if driven.idle_steps > IDLE_STEPS_MAX {
-        return (
-            Verdict::Spin,
-            vec![format!(
-                "the server took {} steps in {} ms with no client left (a correct loop sleeps in epoll_wait)",
-                driven.idle_steps,
-                IDLE_WINDOW.as_millis()
-            )],
-        );
+        let mut lines = vec![format!(
+            "the server took {} steps in {} ms with no client left (a correct loop sleeps in epoll_wait)",
+            driven.idle_steps,
+            IDLE_WINDOW.as_millis()
+        )];
+        lines.extend(diagnose::busiest_thread(report, &report.threads));
+        return (Verdict::Spin, lines);
     }
     let leaks = diagnose::leaks(&report.kernel);
     if !leaks.is_empty() {
