@@ -255,18 +255,64 @@ pub(crate) fn trace_tail(report: &sim::sched::Report) -> Vec<String> {
     lines
 }
 
+/// CPU time, in microseconds, the server may use in one [`IDLE_WINDOW`] with nothing to do
+/// before a real run counts as spinning: a fifth of a core, far above what a sleeping loop
+/// costs and far below what a busy one does.
+pub const REAL_IDLE_CPU_US_MAX: u64 = 2_000;
+
+/// CPU time used so far by every thread of this process except the caller, in microseconds:
+/// on Linux the stand-in for the simulator's step counter (from each thread's
+/// `/proc/self/task/TID/schedstat`, whose first field is nanoseconds on a CPU). Threads that
+/// exit meanwhile drop out of the sum, which can only hide CPU time, never invent it.
+fn cpu_us_of_other_threads() -> u64 {
+    let me = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_owned()));
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut total_ns = 0u64;
+    for task in tasks.flatten() {
+        if Some(task.file_name()) == me {
+            continue;
+        }
+        let on_cpu_ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok());
+        total_ns += on_cpu_ns.unwrap_or(0);
+    }
+    total_ns / 1_000
+}
+
 /// Runs `scenario` on Linux over loopback with real threads. A client that sees no progress
 /// for `stall_after` reports a stall, so the run is bounded.
 pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
     let os = RealOs::new();
     let start = Instant::now();
     let progress = Arc::new(Progress::new(&os));
-    let driven = drive(&os, scenario, 0, progress, || 0, Some(stall_after));
+    let driven = drive(
+        &os,
+        scenario,
+        0,
+        progress,
+        cpu_us_of_other_threads,
+        Some(stall_after),
+    );
     let mut verdict = Verdict::Pass;
     let mut diagnosis = Vec::new();
     if let Some(error) = &driven.server_error {
         verdict = Verdict::Crash;
         diagnosis.push(error.clone());
+    }
+    // The netpoll server keeps deadline timers; only the reactor server must be fully idle.
+    if !scenario.server.netpoll && driven.idle_steps > REAL_IDLE_CPU_US_MAX {
+        verdict = Verdict::Spin;
+        diagnosis.push(format!(
+            "the server used {} us of CPU in {} ms while it had nothing to do (a correct loop \
+             sleeps in epoll_wait)",
+            driven.idle_steps,
+            IDLE_WINDOW.as_millis()
+        ));
     }
     for (id, result) in &driven.clients {
         let Err(error) = result else { continue };
