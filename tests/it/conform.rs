@@ -77,6 +77,7 @@ scripts! {
     close_tcp => "close-tcp",
     close_unix => "close-unix",
     connect_refused => "connect-refused",
+    diff_shut_rd_close => "diff-shut-rd-close",
     diff_shut_rd_window => "diff-shut-rd-window",
     consumed_before_wait => "consumed-before-wait",
     ctl_errors => "ctl-errors",

@@ -512,18 +512,6 @@ impl Kernel {
             }
         }
         self.tcp_push(s);
-        // Every segment advertises the sender's receive window (`tcp_select_window` in
-        // `tcp_transmit_skb`). A reader under SHUT_RD sent no window update when it read
-        // (`tcp_window_opened`), so its peer learns of the space only now and sends what
-        // it queued behind the closed window (measured: after SHUT_RD, a fill and a drain,
-        // one write of 1 byte lets a further drain read more).
-        if self.sock(s).shutdown & RCV_SHUTDOWN != 0 {
-            if let Some(peer) = self.sock(s).peer {
-                if self.sock_alive(peer) {
-                    self.tcp_push(peer.id);
-                }
-            }
-        }
         Ok(accepted)
     }
 
@@ -541,16 +529,42 @@ impl Kernel {
     }
 
     /// Sends what the window allows from the send queue, then the FIN once the queue is
-    /// empty (`tcp_push` / `tcp_send_fin`). The segment fault cuts a transmission in pieces.
+    /// empty (`tcp_push` / `tcp_send_fin`).
+    ///
+    /// Every segment advertises the sender's receive window (`tcp_select_window` in
+    /// `tcp_transmit_skb`). A reader under SHUT_RD sends no window update when it reads
+    /// (`tcp_window_opened`), so its peer learns of the freed space only from the reader's
+    /// next segment, data or FIN, and then sends what it queued behind the closed window.
+    /// Measured: after SHUT_RD, a fill and a drain, one written byte lets a second drain
+    /// read more (`diff-shut-rd-window.ops`); a close instead sends a FIN whose window
+    /// brings data to the closed socket, which answers with RST
+    /// (`diff-shut-rd-close.ops`). The recursion ends: each level needs a transmission,
+    /// and each transmission empties part of a finite queue.
     pub(super) fn tcp_push(&mut self, s: u32) {
+        let sock = &self.socks[s as usize];
+        let advertises_late_window = sock.live && sock.shutdown & RCV_SHUTDOWN != 0;
+        let peer = sock.peer;
+        if self.tcp_transmit(s) && advertises_late_window {
+            if let Some(peer) = peer.filter(|&peer| self.sock_alive(peer)) {
+                self.tcp_push(peer.id);
+            }
+        }
+    }
+
+    /// The transmitting part of [`Kernel::tcp_push`]; whether any segment left. The segment
+    /// fault cuts a transmission in pieces.
+    fn tcp_transmit(&mut self, s: u32) -> bool {
+        let mut transmitted = false;
         // Each pass sends at least one byte or stops, so the queue bounds the loop.
         loop {
             // A delivery inside the previous pass may have freed the socket.
             let sock = &self.socks[s as usize];
             if !sock.live || sock.state != State::Established {
-                return;
+                return transmitted;
             }
-            let Some(peer) = sock.peer else { return };
+            let Some(peer) = sock.peer else {
+                return transmitted;
+            };
             if sock.snd.is_empty() {
                 if sock.fin_pending && !sock.fin_sent {
                     self.tcp_flush_ack(s);
@@ -568,12 +582,13 @@ impl Kernel {
                         payload: Payload::Fin,
                     });
                     self.sock_maybe_free(s);
+                    transmitted = true;
                 }
-                return;
+                return transmitted;
             }
             let window = self.tcp_window(s);
             if window == 0 {
-                return;
+                return transmitted;
             }
             let mut count = self.sock(s).snd.len().min(window);
             if count > 1 && self.chance(self.cfg.faults.segment) {
@@ -591,6 +606,7 @@ impl Kernel {
                 to: peer,
                 payload: Payload::Data(buffer),
             });
+            transmitted = true;
         }
     }
 
