@@ -8,7 +8,8 @@
 #  - real Linux: REAL_RUNS runs of `edgesim run X --backend real` (loopback, each bounded by
 #    `timeout`), counting the runs whose verdict is not `pass`.
 # Usage: scripts/catalogue-stats.sh [scenario...]   (default: every scenarios/flaw-*.toml)
-# Env: WINDOW (200), WINDOWS (20), REAL_RUNS (20), REAL_TIMEOUT_SECS (30), SKIP_REAL=1.
+# Env: WINDOW (200), WINDOWS (20), REAL_RUNS (20), REAL_TIMEOUT_SECS (30), SKIP_REAL=1,
+# EDGESIM_BIN (a copy of the binary, so a rebuild during the run changes nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WINDOW=${WINDOW:-200}
@@ -16,7 +17,7 @@ WINDOWS=${WINDOWS:-20}
 REAL_RUNS=${REAL_RUNS:-20}
 REAL_TIMEOUT_SECS=${REAL_TIMEOUT_SECS:-30}
 cargo build --release --quiet
-BIN=target/release/edgesim
+BIN=${EDGESIM_BIN:-target/release/edgesim}
 if [ $# -gt 0 ]; then files=("$@"); else files=(scenarios/flaw-*.toml); fi
 
 verdict_of() { # the verdict= field of the last line of a run
