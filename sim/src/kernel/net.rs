@@ -8,6 +8,8 @@
 //! Every draw comes from the kernel's ChaCha8 stream. A fault whose probability is zero
 //! draws nothing, so that conformance runs do not depend on the stream.
 
+use std::collections::VecDeque;
+
 use rand_core::Rng;
 
 use super::stream::SockRef;
@@ -78,11 +80,16 @@ impl Kernel {
         }
     }
 
-    /// A payload buffer holding `bytes`, from the pool when one is there.
-    pub(super) fn buffer_from(&mut self, bytes: impl Iterator<Item = u8>) -> Vec<u8> {
+    /// A payload buffer holding the first `count` bytes of `queue`, which leave it; from
+    /// the pool when one is there.
+    pub(super) fn buffer_from_front(&mut self, queue: &mut VecDeque<u8>, count: usize) -> Vec<u8> {
         let mut buffer = self.buffer_pool.pop().unwrap_or_default();
         buffer.clear();
-        buffer.extend(bytes);
+        let (front, back) = queue.as_slices();
+        let from_front = front.len().min(count);
+        buffer.extend_from_slice(&front[..from_front]);
+        buffer.extend_from_slice(&back[..count - from_front]);
+        queue.drain(..count);
         buffer
     }
 
@@ -130,5 +137,44 @@ impl Kernel {
         if self.buffer_pool.len() < 64 {
             self.buffer_pool.push(buffer);
         }
+    }
+}
+
+/// Moves the first `out.len()` bytes of `queue` into `out`.
+///
+/// Byte copies dominated the simulator's profile when they went through the ring buffer's
+/// iterators one byte at a time; this copies each contiguous half of the ring as one slice,
+/// and removing bytes from the front of a `VecDeque<u8>` only moves its head.
+pub(super) fn take_front(queue: &mut VecDeque<u8>, out: &mut [u8]) {
+    let count = out.len();
+    let (front, back) = queue.as_slices();
+    let from_front = front.len().min(count);
+    out[..from_front].copy_from_slice(&front[..from_front]);
+    out[from_front..].copy_from_slice(&back[..count - from_front]);
+    queue.drain(..count);
+}
+
+/// Appends bytes `start..start + count` of the concatenation of `bufs` to `queue`, one
+/// slice copy per buffer touched (a gathered write queued in pieces).
+pub(super) fn extend_from_bufs(
+    queue: &mut VecDeque<u8>,
+    bufs: &[&[u8]],
+    start: usize,
+    count: usize,
+) {
+    let mut skip = start;
+    let mut left = count;
+    for buf in bufs {
+        if left == 0 {
+            break;
+        }
+        if skip >= buf.len() {
+            skip -= buf.len();
+            continue;
+        }
+        let take = (buf.len() - skip).min(left);
+        queue.extend(&buf[skip..skip + take]);
+        skip = 0;
+        left -= take;
     }
 }

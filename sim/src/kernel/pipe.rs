@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use super::coverage::{hit, Case};
 use super::epoll::{ERR, HUP, IN, KEY_ALL, OUT};
 use super::fdtable::Obj;
+use super::net::take_front;
 use super::{KResult, Kernel};
 
 /// The size of a pipe slot (`PAGE_SIZE`).
@@ -133,9 +134,7 @@ impl Kernel {
         let want = available.min(buf.len());
         let count = self.short_read(want);
         let pipe = self.pipe_mut(p);
-        for (slot_byte, byte) in buf[..count].iter_mut().zip(pipe.data.drain(..count)) {
-            *slot_byte = byte;
-        }
+        take_front(&mut pipe.data, &mut buf[..count]);
         let mut left = count;
         let mut wake_writer = false;
         while left > 0 {

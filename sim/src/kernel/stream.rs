@@ -34,7 +34,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::coverage::{hit, Case};
 use super::epoll::{ERR, HUP, IN, KEY_ALL, OUT, PRI, RDHUP};
 use super::fdtable::Obj;
-use super::net::{Payload, Segment};
+use super::net::{extend_from_bufs, take_front, Payload, Segment};
 use super::{Errno, KResult, Kernel};
 
 /// `RCV_SHUTDOWN`.
@@ -358,9 +358,7 @@ impl Kernel {
             let want = self.sock(s).rcv.len().min(buf.len());
             let count = self.short_read(want);
             let sock = self.sock_mut(s);
-            for (slot, byte) in buf[..count].iter_mut().zip(sock.rcv.drain(..count)) {
-                *slot = byte;
-            }
+            take_front(&mut sock.rcv, &mut buf[..count]);
             if !sock.rcv.is_empty() {
                 hit(Case::PartialReadBeforeWait);
             }
@@ -596,7 +594,7 @@ impl Kernel {
             }
             self.tcp_flush_ack(s);
             let mut snd = std::mem::take(&mut self.sock_mut(s).snd);
-            let buffer = self.buffer_from(snd.drain(..count));
+            let buffer = self.buffer_from_front(&mut snd, count);
             let sock = self.sock_mut(s);
             sock.snd = snd;
             sock.in_flight += count;
@@ -626,7 +624,6 @@ impl Kernel {
             .saturating_sub(64)
             .clamp(1, UNIX_SKB_BYTES_MAX);
         let mut sent = 0;
-        let mut parts = bufs.iter().flat_map(|b| b.iter().copied());
         // Each pass queues one skb or returns, so `limit` bounds the loop.
         while sent < limit {
             let size = (limit - sent).min(chunk_max);
@@ -658,7 +655,7 @@ impl Kernel {
             if !other.rcv.is_empty() {
                 hit(Case::ArrivalOnNonEmpty);
             }
-            other.rcv.extend(parts.by_ref().take(size));
+            extend_from_bufs(&mut other.rcv, bufs, sent, size);
             other.rcv_skbs.push_back((size, truesize));
             self.wake_sock(peer.id, KEY_DATA);
             sent += size;
@@ -706,7 +703,7 @@ impl Kernel {
                 if !receiver.rcv.is_empty() {
                     hit(Case::ArrivalOnNonEmpty);
                 }
-                receiver.rcv.extend(buffer.iter().copied());
+                receiver.rcv.extend(&buffer[..]);
                 self.recycle(buffer);
                 self.wake_sock(to.id, KEY_DATA);
                 if self.sock_alive(from) {
