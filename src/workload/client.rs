@@ -41,6 +41,10 @@ pub enum ClientError {
         expected: u8,
         /// The byte that came back.
         got: u8,
+        /// Whose bytes came back instead, if they match a stream: (client id, offset). Another
+        /// client's id means another connection's data crossed over; this client's own id
+        /// means its bytes came back out of order or twice.
+        source: Option<(u32, u64)>,
     },
     /// The server closed the connection before echoing everything.
     UnexpectedEof {
@@ -70,10 +74,20 @@ impl fmt::Display for ClientError {
                 offset,
                 expected,
                 got,
-            } => write!(
-                f,
-                "byte {offset} of the echo is {got:#04x}, {expected:#04x} was sent"
-            ),
+                source,
+            } => {
+                write!(
+                    f,
+                    "byte {offset} of the echo is {got:#04x}, {expected:#04x} was sent"
+                )?;
+                match source {
+                    Some((id, at)) => write!(
+                        f,
+                        "; the bytes from there are client{id}'s, sent at its offset {at}"
+                    ),
+                    None => Ok(()),
+                }
+            }
             ClientError::UnexpectedEof { received, expected } => {
                 write!(f, "end of file after {received} of {expected} bytes")
             }
@@ -182,6 +196,30 @@ fn reset_by_network(error: &ClientError) -> bool {
         ClientError::UnexpectedEof { .. } => true,
         _ => false,
     }
+}
+
+/// Client ids searched for the owner of unexpected bytes.
+const SOURCE_IDS_MAX: u32 = 64;
+/// Stream offsets searched for the owner of unexpected bytes.
+const SOURCE_OFFSETS_MAX: u64 = 256 * 1024;
+/// Bytes that must match for a stream to count as their source.
+const SOURCE_MATCH_BYTES: usize = 16;
+
+/// Whose stream `bytes` (an unexpected echo, at least [`SOURCE_MATCH_BYTES`] long) come from:
+/// the first (client id, offset) whose bytes they all equal. Run only on a failure, so the
+/// search may be slow; 16 bytes make a chance match unlikely (2^-128 per candidate).
+fn stream_source(bytes: &[u8]) -> Option<(u32, u64)> {
+    let bytes = bytes.get(..SOURCE_MATCH_BYTES)?;
+    (0..SOURCE_IDS_MAX).find_map(|id| {
+        (0..SOURCE_OFFSETS_MAX)
+            .find(|&at| {
+                bytes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| expected_byte(id, at + i as u64) == b)
+            })
+            .map(|at| (id, at))
+    })
 }
 
 /// Attempts of a client call that fails with `EMFILE` before the error is reported.
@@ -431,6 +469,7 @@ impl<'a, O: Os> Conn<'a, O> {
                                 offset,
                                 expected,
                                 got,
+                                source: stream_source(&self.buf[i..n]),
                             });
                         }
                     }
@@ -440,6 +479,7 @@ impl<'a, O: Os> Conn<'a, O> {
                             offset: self.base + self.sent,
                             expected: 0,
                             got: self.buf[0],
+                            source: None,
                         });
                     }
                     self.received += n as u64;
