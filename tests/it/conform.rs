@@ -79,6 +79,7 @@ scripts! {
     connect_refused => "connect-refused",
     diff_shut_rd_close => "diff-shut-rd-close",
     diff_shut_rd_window => "diff-shut-rd-window",
+    diff_unix_truesize => "diff-unix-truesize",
     consumed_before_wait => "consumed-before-wait",
     ctl_errors => "ctl-errors",
     dup_close => "dup-close",
