@@ -218,7 +218,7 @@ struct Case {
 /// Interest flags in the order of the `.ops` flag list.
 const FLAG_NAMES: [&str; 7] = ["in", "out", "rdhup", "pri", "et", "oneshot", "exclusive"];
 
-const WRITE_LENS: [u32; 8] = [1, 3, 10, 100, 1000, 4096, 16384, 65536];
+const WRITE_LENS: [u32; 11] = [1, 3, 10, 100, 200, 1000, 2000, 4096, 5000, 16384, 65536];
 const READ_LENS: [u32; 6] = [1, 4, 10, 100, 4096, 65536];
 const EFD_VALUES: [u64; 6] = [0, 1, 2, 7, u64::MAX - 1, u64::MAX];
 
