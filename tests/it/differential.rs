@@ -1238,7 +1238,7 @@ fn generated_scripts_cover_the_vocabulary() {
     }
     let mut g = Gen::new(100);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for _ in 0..300 {
+    for _ in 0..1000 {
         let case = Case::arbitrary(&mut g);
         let script = case.render();
         conform::parse(&script).expect("a generated script parses");
@@ -1276,10 +1276,12 @@ fn generated_scripts_cover_the_vocabulary() {
         "connect",
         "accept",
     ];
+    // Seen with --nocapture: how often each kind of line survives the exclusions.
+    println!("differential: lines in 1000 generated cases: {seen:?}");
     for op in expected {
         assert!(
-            seen.get(op).copied().unwrap_or(0) >= 10,
-            "`{op}` appears {} times in 300 cases: {seen:?}",
+            seen.get(op).copied().unwrap_or(0) >= 30,
+            "`{op}` appears {} times in 1000 cases: {seen:?}",
             seen.get(op).copied().unwrap_or(0)
         );
     }
