@@ -63,9 +63,9 @@ use std::sync::Mutex;
 /// Set in the child process that runs scripts on Linux.
 const CHILD_ENV: &str = "EDGESIM_DIFF_CHILD";
 
-/// Cases of a default run: about 20 s in a debug build on this machine (300 took 3.9 s),
-/// 2 s in release.
-const DEFAULT_CASES: u64 = 1500;
+/// Cases of a default run: about 12 s in a debug build on this two-core machine (1 500
+/// took 3.5 s), well under the minute a default run may take on a busy one.
+const DEFAULT_CASES: u64 = 5000;
 
 /// The most bytes a TCP connection may hold unread at the receiving end (exclusion 3):
 /// inside the smallest receive capacity measured on loopback (98 304 bytes; 110 592 in
