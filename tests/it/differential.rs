@@ -25,7 +25,8 @@
 //!    LT item that reports nothing yet is queued early, so its place in the ready list
 //!    (the order of a later report) depends on when the ACK came. So no `wait` is made on an
 //!    instance that has had an interest in X (directly, or through a nested instance) once
-//!    X sent its FIN.
+//!    X sent its FIN, unless the interest was made after the peer sent its own FIN or RST
+//!    (which acknowledges X's FIN at once, or ends the connection).
 //! 2. TCP fill. After `fill X` on TCP, Linux grows X's send buffer about 40 ms later (a
 //!    delayed ACK runs `tcp_new_space`, E15/E16), accepts more bytes and can raise OUT with
 //!    no reader activity; how much the peer's window opens after a partial read depends on
@@ -584,6 +585,11 @@ struct Filter {
     interests: Vec<(usize, usize, u8)>,
     /// TCP descriptions that sent a FIN (exclusion 1).
     fin_sent: Vec<usize>,
+    /// For a description in `fin_sent` whose FIN is surely acknowledged (or moot) by now:
+    /// how many interests had been recorded then. Interests recorded later are safe.
+    fin_settled: BTreeMap<usize, usize>,
+    /// TCP descriptions that sent a FIN or an RST at once (not queued behind a fill).
+    ended: Vec<usize>,
     /// TCP descriptions whose reading half was shut (`shutdown rd|rdwr`).
     rcv_shut: Vec<usize>,
     /// The listener description of each `listen` handle (a `connect` aims at the name's
@@ -647,6 +653,23 @@ impl Filter {
         })
     }
 
+    /// TCP end `desc` sent its FIN or RST. Unless it is queued behind a fill, the segment
+    /// leaves at once and acknowledges the peer's FIN (or resets the peer), so no delayed
+    /// ACK of the peer's FIN is pending any more (exclusion 1 ends for later interests).
+    fn end_sent(&mut self, desc: usize, conn: usize, side: usize) {
+        if self.stuffed(conn) {
+            return;
+        }
+        if !self.ended.contains(&desc) {
+            self.ended.push(desc);
+        }
+        if let Some(peer) = self.tcp_desc(conn, 1 - side) {
+            if self.fin_sent.contains(&peer) && !self.fin_settled.contains_key(&peer) {
+                self.fin_settled.insert(peer, self.interests.len());
+            }
+        }
+    }
+
     /// Whether a `wait` on epoll description `epoll` can see a timing-dependent event
     /// (exclusions 1 and 2), through nested instances too.
     fn wait_is_timing_dependent(&self, epoll: usize, visited: &mut Vec<usize>) -> bool {
@@ -656,9 +679,17 @@ impl Filter {
         visited.push(epoll);
         self.interests
             .iter()
-            .filter(|&&(instance, _, _)| instance == epoll)
-            .any(|&(_, target, _)| match self.descs[target] {
-                Desc::Tcp { conn, .. } => self.stuffed(conn) || self.fin_sent.contains(&target),
+            .enumerate()
+            .filter(|&(_, &(instance, _, _))| instance == epoll)
+            .any(|(interest_idx, &(_, target, _))| match self.descs[target] {
+                Desc::Tcp { conn, .. } => {
+                    self.stuffed(conn)
+                        || (self.fin_sent.contains(&target)
+                            && self
+                                .fin_settled
+                                .get(&target)
+                                .is_none_or(|&settled_at| interest_idx < settled_at))
+                }
                 Desc::Epoll => self.wait_is_timing_dependent(target, visited),
                 Desc::Listener | Desc::Other => false,
             })
@@ -745,9 +776,20 @@ impl Filter {
                     }
                 }
                 // how: 0 = rd, 1 = wr, 2 = rdwr; only the last two send a FIN.
-                if let (Some(desc), Some(_)) = (desc, tcp) {
+                if let (Some(desc), Some((conn, side))) = (desc, tcp) {
                     if how != 0 && !self.fin_sent.contains(&desc) {
                         self.fin_sent.push(desc);
+                        // The peer already sent its FIN (or RST): it is in FIN_WAIT and
+                        // acknowledges ours at once, or the connection is gone.
+                        let peer_ended = self
+                            .tcp_desc(conn, 1 - side)
+                            .is_some_and(|peer| self.ended.contains(&peer));
+                        if peer_ended && !self.stuffed(conn) {
+                            self.fin_settled.insert(desc, self.interests.len());
+                        }
+                    }
+                    if how != 0 {
+                        self.end_sent(desc, conn, side);
                     }
                     if how != 1 && !self.rcv_shut.contains(&desc) {
                         self.rcv_shut.push(desc);
@@ -758,9 +800,13 @@ impl Filter {
                 if let Some(fd) = self.handle_fds[target as usize] {
                     self.fds.remove(&fd);
                 }
-                // A listener's last close resets the connections in its accept queue.
+                // A listener's last close resets the connections in its accept queue; a
+                // TCP end's last close sends its FIN or RST.
                 if let Some(desc) = desc.filter(|&desc| !self.is_open_desc(desc)) {
                     self.pending.remove(&desc);
+                    if let Some((conn, side)) = tcp {
+                        self.end_sent(desc, conn, side);
+                    }
                 }
             }
             Action::Connect { target } => {
