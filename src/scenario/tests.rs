@@ -96,7 +96,7 @@ fn unknown_flaw_lists_the_known_ones() {
 fn unknown_pattern_lists_the_known_ones() {
     check_error(
         "name = \"x\"\n[clients]\n\npattern = \"ping\"\n",
-        "bad.toml:4: key `clients.pattern`: unknown value \"ping\" (expected one of: pingpong, pipeline, burst, half-close, reset, slow-reader, churn, idle)",
+        "bad.toml:4: key `clients.pattern`: unknown value \"ping\" (expected one of: pingpong, pipeline, burst, half-close, reset, slow-reader, churn, idle, linger)",
     );
 }
 
