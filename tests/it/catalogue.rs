@@ -189,3 +189,18 @@ fn soak_without_flaws() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The knobs the catalogue added: `[sim] fd_limit` reaches the kernel's limit and is
+/// range-checked, and `linger` is a pattern a scenario can name.
+#[test]
+fn fd_limit_and_linger_are_scenario_keys() {
+    let text = "name = \"x\"\n[clients]\npattern = \"linger\"\n[sim]\nfd_limit = 17\n";
+    let scenario = edgesim::scenario::parse("ok.toml", text).expect("valid");
+    assert_eq!(scenario.sim.fd_limit, 17);
+    assert_eq!(scenario.clients.pattern, edgesim::scenario::Pattern::Linger);
+    let config = edgesim::runner::world_config(&scenario, 0, false);
+    assert_eq!(config.kernel.fd_limit, 17);
+    let error = edgesim::scenario::parse("bad.toml", "name = \"x\"\n[sim]\nfd_limit = 3\n")
+        .expect_err("too small a limit");
+    assert_eq!((error.line, error.key.as_str()), (3, "sim.fd_limit"));
+}
