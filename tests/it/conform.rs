@@ -78,6 +78,7 @@ scripts! {
     close_unix => "close-unix",
     connect_refused => "connect-refused",
     diff_shut_rd_close => "diff-shut-rd-close",
+    diff_shut_rd_stale_window => "diff-shut-rd-stale-window",
     diff_shut_rd_window => "diff-shut-rd-window",
     diff_unix_truesize => "diff-unix-truesize",
     consumed_before_wait => "consumed-before-wait",

@@ -110,6 +110,10 @@ pub(super) struct Sock {
     rcv_skbs: VecDeque<(usize, usize)>,
     /// TCP receive buffer size.
     rcv_cap: usize,
+    /// TCP: bytes read since this socket last advertised its window. Reads under
+    /// RCV_SHUTDOWN send no window update, so the peer still counts them as occupying the
+    /// window until this socket's next segment (see [`Kernel::tcp_push`]).
+    unadvertised_read_bytes: usize,
     /// `sk_shutdown` bits.
     pub(super) shutdown: u8,
     /// `SOCK_DONE`: the peer's FIN arrived.
@@ -229,6 +233,7 @@ impl Kernel {
             rcv: VecDeque::new(),
             rcv_skbs: VecDeque::new(),
             rcv_cap,
+            unadvertised_read_bytes: 0,
             shutdown: 0,
             done: false,
             err: 0,
@@ -371,7 +376,7 @@ impl Kernel {
                 hit(Case::PartialReadBeforeWait);
             }
             match sock.proto {
-                Proto::Tcp => self.tcp_window_opened(s),
+                Proto::Tcp => self.tcp_window_opened(s, count),
                 Proto::Unix => self.unix_consumed(s, count),
             }
             return Ok(count);
@@ -412,8 +417,9 @@ impl Kernel {
     /// whose receiving half is shut sends no window update (`tcp_cleanup_rbuf` skips it
     /// under RCV_SHUTDOWN), so after SHUT_RD the sender's queued bytes stay where they are
     /// and the reader sees end of file, not a reset.
-    fn tcp_window_opened(&mut self, s: u32) {
+    fn tcp_window_opened(&mut self, s: u32, count: usize) {
         if self.sock(s).shutdown & RCV_SHUTDOWN != 0 {
+            self.sock_mut(s).unadvertised_read_bytes += count;
             return;
         }
         if let Some(peer) = self.sock(s).peer {
@@ -531,7 +537,8 @@ impl Kernel {
         if peer.dead || peer.state != State::Established {
             return WINDOW_UNLIMITED;
         }
-        peer.rcv_cap.saturating_sub(peer.rcv.len() + sock.in_flight)
+        peer.rcv_cap
+            .saturating_sub(peer.rcv.len() + peer.unadvertised_read_bytes + sock.in_flight)
     }
 
     /// Sends what the window allows from the send queue, then the FIN once the queue is
@@ -539,8 +546,10 @@ impl Kernel {
     ///
     /// Every segment advertises the sender's receive window (`tcp_select_window` in
     /// `tcp_transmit_skb`). A reader under SHUT_RD sends no window update when it reads
-    /// (`tcp_window_opened`), so its peer learns of the freed space only from the reader's
-    /// next segment, data or FIN, and then sends what it queued behind the closed window.
+    /// (`tcp_window_opened`), so its peer goes on counting those bytes against the window
+    /// (`unadvertised_read_bytes`: the peer's own writes and FIN cannot use the space,
+    /// `diff-shut-rd-stale-window.ops`) until the reader's next segment, data or FIN; then
+    /// the peer sends what it queued behind the closed window.
     /// Measured: after SHUT_RD, a fill and a drain, one written byte lets a second drain
     /// read more (`diff-shut-rd-window.ops`); a close instead sends a FIN whose window
     /// brings data to the closed socket, which answers with RST
@@ -548,9 +557,12 @@ impl Kernel {
     /// and each transmission empties part of a finite queue.
     pub(super) fn tcp_push(&mut self, s: u32) {
         let sock = &self.socks[s as usize];
-        let advertises_late_window = sock.live && sock.shutdown & RCV_SHUTDOWN != 0;
+        let advertises_late_window = sock.live && sock.unadvertised_read_bytes > 0;
         let peer = sock.peer;
         if self.tcp_transmit(s) && advertises_late_window {
+            if self.socks[s as usize].live {
+                self.sock_mut(s).unadvertised_read_bytes = 0;
+            }
             if let Some(peer) = peer.filter(|&peer| self.sock_alive(peer)) {
                 self.tcp_push(peer.id);
             }
