@@ -331,8 +331,12 @@ impl Checker<'_> {
             }
             None => None,
             Some(_) => {
-                let ms =
-                    self.int(&raw.idle_timeout_ms, "server.idle_timeout_ms", 1..=3_600_000, 1)?;
+                let ms = self.int(
+                    &raw.idle_timeout_ms,
+                    "server.idle_timeout_ms",
+                    1..=3_600_000,
+                    1,
+                )?;
                 Some(std::time::Duration::from_millis(ms as u64))
             }
         };
@@ -497,11 +501,11 @@ impl Checker<'_> {
                 1024..=BUF_BYTES_MAX,
                 64 * 1024,
             )? as usize,
+            fd_limit: self.int(&raw.fd_limit, "sim.fd_limit", 8..=1_048_576, 1024)? as usize,
         })
     }
 }
 
-            fd_limit: self.int(&raw.fd_limit, "sim.fd_limit", 8..=1_048_576, 1024)? as usize,
 /// The server's enums that scenario files name.
 trait NamedEnum: Sized + 'static {
     fn all() -> &'static [Self];

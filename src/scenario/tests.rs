@@ -163,7 +163,8 @@ fn unknown_edge_model() {
 #[test]
 fn netpoll_flaws_are_netpoll_names() {
     use crate::netpoll::Flaw as NetpollFlaw;
-    let text = "name = \"x\"\n[server]\nmodel = \"netpoll\"\nflaw = \"no-pdwait\"\nidle_timeout_ms = 20\n";
+    let text =
+        "name = \"x\"\n[server]\nmodel = \"netpoll\"\nflaw = \"no-pdwait\"\nidle_timeout_ms = 20\n";
     let scenario = parse("ok.toml", text).expect("valid");
     assert!(scenario.server.netpoll);
     assert_eq!(scenario.server.netpoll_flaw, Some(NetpollFlaw::NoPdwait));
