@@ -318,3 +318,30 @@ fn a_decision_log_reads_back_sorted_and_rejects_what_it_cannot_read() {
     assert!(error.starts_with("line 1:"), "{error}");
     assert!(Decisions::parse("switch 3 t1\n").is_err());
 }
+
+#[test]
+fn a_sleeper_wakes_on_time_while_another_thread_busy_loops() {
+    // Postmortem: deadlines were only checked when no thread could run, so a busy loop
+    // starved every sleeper and spins ended as step-budget verdicts instead of being seen.
+    let config = WorldConfig {
+        max_steps: 100_000,
+        ..config(4)
+    };
+    let report = run(config, || {
+        let stop = Arc::new(Atomic::new(0));
+        let spinner_stop = Arc::clone(&stop);
+        let spinner = sys::spawn(
+            "spinner",
+            Box::new(move || while spinner_stop.load() == 0 {}),
+        );
+        sys::sleep(5_000_000);
+        stop.store(1);
+        sys::join(spinner).unwrap();
+    });
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert!(
+        report.steps < 20_000,
+        "the sleeper woke after {} steps",
+        report.steps
+    );
+}

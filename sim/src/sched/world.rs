@@ -135,6 +135,8 @@ pub(crate) struct World {
     pub(crate) now_ns: u64,
     /// Virtual time skipped while no thread could run (timers, sleeps, deliveries).
     pub(crate) idle_ns: u64,
+    /// A lower bound of the earliest deadline of a blocked thread (`u64::MAX`: none).
+    deadline_min_ns: u64,
     pub(crate) sched_rng: ChaCha8Rng,
     pub(crate) fault_rng: ChaCha8Rng,
     pub(crate) picker: Picker,
@@ -207,6 +209,7 @@ impl World {
             step: 0,
             now_ns: 0,
             idle_ns: 0,
+            deadline_min_ns: u64::MAX,
             sched_rng,
             fault_rng,
             picker,
@@ -256,6 +259,9 @@ impl World {
 
     pub(crate) fn set_blocked(&mut self, tid: u32, block: Block, deadline: Option<u64>) {
         self.threads[tid as usize].state = ThreadState::Blocked(block, deadline);
+        if let Some(deadline) = deadline {
+            self.deadline_min_ns = self.deadline_min_ns.min(deadline);
+        }
         let idx = self
             .runnable
             .iter()
@@ -330,6 +336,11 @@ impl World {
         {
             self.kernel.advance(self.now_ns);
             self.collect_kernel_wakeups();
+        }
+        if self.deadline_min_ns <= self.now_ns {
+            // A busy thread moves the clock too: sleepers and timed waits whose deadline
+            // passed meanwhile wake up, or a busy loop would starve every timer.
+            self.expire_deadlines();
         }
         if !self.healed && self.config.heal_at_step.is_some_and(|s| self.step >= s) {
             self.heal();
@@ -408,14 +419,23 @@ impl World {
         }
         self.kernel.advance(self.now_ns);
         self.collect_kernel_wakeups();
+        self.expire_deadlines();
+        true
+    }
+
+    /// Wakes every thread whose deadline has passed and recomputes the earliest deadline.
+    fn expire_deadlines(&mut self) {
+        let mut earliest = u64::MAX;
         for tid in 0..self.threads.len() as u32 {
             if let ThreadState::Blocked(_, Some(deadline)) = self.threads[tid as usize].state {
                 if deadline <= self.now_ns {
                     self.wake(tid, Wake::Timeout);
+                } else {
+                    earliest = earliest.min(deadline);
                 }
             }
         }
-        true
+        self.deadline_min_ns = earliest;
     }
 
     /// Tells the observer (if any) that the current thread drained `fd`.
