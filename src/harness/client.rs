@@ -14,7 +14,7 @@ pub struct Client {
     index: usize,
     addr: SocketAddr,
     seed: u64,
-    progress: Arc<Progress<SimOs>>,
+    progress: Arc<Progress>,
 }
 
 impl Client {
@@ -22,7 +22,7 @@ impl Client {
         index: usize,
         addr: SocketAddr,
         seed: u64,
-        progress: Arc<Progress<SimOs>>,
+        progress: Arc<Progress>,
     ) -> Client {
         Client {
             index,
@@ -53,8 +53,7 @@ impl Client {
     /// progress to tell a run that ran out of steps while still working (`inconclusive`)
     /// from one that stopped moving (`spin` or `stall`).
     pub fn progress(&self, bytes: u64) {
-        self.progress.bytes.fetch_add(bytes);
-        self.progress.last_ns.store(SimOs.now().as_nanos() as u64);
+        self.progress.record(bytes, SimOs.now());
     }
 
     /// Sleeps for `duration` of virtual time. Never call `std::thread::sleep` in a simulated

@@ -297,10 +297,7 @@ impl Harness {
     fn run_seed(&self, seed: u64, keep_trace: bool) -> RunResult {
         let config = runner::world_config(&self.scenario, seed, keep_trace);
         let heal_step = config.heal_at_step.unwrap_or(0);
-        let progress = Arc::new(Progress::<SimOs> {
-            bytes: sim::sync::Atomic::new(0),
-            last_ns: sim::sync::Atomic::new(0),
-        });
+        let progress = Arc::new(Progress::new());
         let seen: Rc<RefCell<Option<Seen>>> = Rc::new(RefCell::new(None));
         let mut report = {
             let (harness, seen, progress) = (self.clone(), Rc::clone(&seen), Arc::clone(&progress));
@@ -329,7 +326,7 @@ impl Harness {
     }
 
     /// The body of thread `main`: the run as described in the module documentation.
-    fn drive(&self, os: &SimOs, seed: u64, progress: Arc<Progress<SimOs>>) -> Seen {
+    fn drive(&self, os: &SimOs, seed: u64, progress: Arc<Progress>) -> Seen {
         let mut seen = Seen::default();
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
         let listener = match TcpListener::bind(any_port) {
@@ -421,7 +418,7 @@ struct Seen {
 /// The verdict, with the runner's rules; user clients' failures count as `corrupt`.
 fn judge(
     report: &mut sim::sched::Report,
-    progress: &Progress<SimOs>,
+    progress: &Progress,
     seen: Option<Seen>,
 ) -> (Verdict, Vec<String>) {
     match &report.outcome {
@@ -431,13 +428,13 @@ fn judge(
         ),
         Outcome::Deadlock => (Verdict::Stall, diagnose::stall(report)),
         Outcome::MaxSteps => {
-            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns.peek());
+            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
             if quiet_ns * 2 < report.now_ns {
                 (
                     Verdict::Inconclusive,
                     vec![format!(
                         "the step budget ran out while clients still progressed ({} bytes echoed)",
-                        progress.bytes.peek()
+                        progress.bytes()
                     )],
                 )
             } else if report.idle_ns * 2 > report.now_ns {

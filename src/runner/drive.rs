@@ -3,7 +3,7 @@
 //! exactly this code.
 
 use crate::netpoll::{EchoServer, NetpollConfig};
-use crate::os::{Os, OsAtomic, OsJoin, OsMutex};
+use crate::os::{Os, OsJoin, OsMutex};
 use crate::scenario::{Pattern, Scenario};
 use crate::server::{EchoHandler, Server};
 use crate::workload::{run_client, ClientError, ClientPlan, ClientReport, Progress};
@@ -30,7 +30,7 @@ pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
 /// (or failed) first, or the wait ran out: the clients' own results tell why.
 fn linger_idle_steps<O: Os>(
     os: &O,
-    progress: &Progress<O>,
+    progress: &Progress,
     expected_bytes: u64,
     finished: impl Fn() -> bool,
     steps: fn() -> u64,
@@ -39,7 +39,7 @@ fn linger_idle_steps<O: Os>(
     /// Bounds the wait, so that a stalled run still ends (after ten virtual seconds).
     const POLLS_MAX: usize = 10_000;
     for _ in 0..POLLS_MAX {
-        if progress.bytes.load() >= expected_bytes {
+        if progress.bytes() >= expected_bytes {
             // The last client's linger has just begun: both idle windows fit in it.
             return idle_steps(os, steps);
         }
@@ -69,7 +69,7 @@ pub fn drive<O: Os>(
     os: &O,
     scenario: &Scenario,
     seed: u64,
-    progress: Arc<Progress<O>>,
+    progress: Arc<Progress>,
     steps: fn() -> u64,
     stall_after: Option<Duration>,
 ) -> Driven {

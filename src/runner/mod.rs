@@ -134,10 +134,7 @@ pub fn run_sim_report(
     config.record_decisions = options.record_decisions;
     config.replay = options.replay.clone();
     let heal_step = config.heal_at_step.unwrap_or(0);
-    let progress = Arc::new(Progress::<SimOs> {
-        bytes: sim::sync::Atomic::new(0),
-        last_ns: sim::sync::Atomic::new(0),
-    });
+    let progress = Arc::new(Progress::new());
     let driven: Rc<RefCell<Option<Driven>>> = Rc::new(RefCell::new(None));
     let mut report = {
         let (scenario, driven, progress) =
@@ -161,13 +158,13 @@ pub fn run_sim_report(
             (Verdict::Stall, lines)
         }
         Outcome::MaxSteps => {
-            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns.peek());
+            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
             if quiet_ns * 2 < report.now_ns {
                 (
                     Verdict::Inconclusive,
                     vec![format!(
                         "the step budget ran out while clients still progressed ({} bytes echoed)",
-                        progress.bytes.peek()
+                        progress.bytes()
                     )],
                 )
             } else if report.idle_ns * 2 > report.now_ns {
@@ -289,7 +286,7 @@ fn cpu_us_of_other_threads() -> u64 {
 pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
     let os = RealOs::new();
     let start = Instant::now();
-    let progress = Arc::new(Progress::new(&os));
+    let progress = Arc::new(Progress::new());
     let driven = drive(
         &os,
         scenario,

@@ -5,9 +5,10 @@
 //! thing under test, so it must not have readiness bugs of its own.
 
 use super::plan::{expected_byte, ClientPlan};
-use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, OsAtomic, Shutdown, Token};
+use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, Shutdown, Token};
 use crate::scenario::Pattern;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What a client did.
@@ -110,25 +111,38 @@ const EVENTS_MAX: usize = 4;
 
 /// Bytes received by every client of a run, and when the last ones came: the checkers tell
 /// a stall or a busy loop from slow progress with it.
-pub struct Progress<O: Os> {
-    /// Bytes received and checked, all clients together.
-    pub bytes: O::Atomic,
-    /// `Os::now` in ns when bytes last came in.
-    pub last_ns: O::Atomic,
+///
+/// It is the checker's instrument, not state the program under test shares, so it uses
+/// plain atomics: counting is not a preemption point and does not change the schedule.
+#[derive(Debug, Default)]
+pub struct Progress {
+    bytes: AtomicU64,
+    last_ns: AtomicU64,
 }
 
-impl<O: Os> Progress<O> {
+impl Progress {
     /// No progress yet.
-    pub fn new(os: &O) -> Progress<O> {
-        Progress {
-            bytes: os.atomic(0),
-            last_ns: os.atomic(0),
-        }
+    pub fn new() -> Progress {
+        Progress::default()
     }
 
-    fn record(&self, os: &O, n: u64) {
-        self.bytes.fetch_add(n);
-        self.last_ns.store(os.now().as_nanos() as u64);
+    /// `bytes` more came in at `now` (the seam's clock).
+    pub fn record(&self, bytes: u64, now: Duration) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_ns.store(
+            now.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Bytes received so far, all clients together.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// `Os::now` in ns when bytes last came in (0: never).
+    pub fn last_ns(&self) -> u64 {
+        self.last_ns.load(Ordering::Relaxed)
     }
 }
 
@@ -138,7 +152,7 @@ impl<O: Os> Progress<O> {
 pub fn run_client<O: Os>(
     os: &O,
     plan: &ClientPlan,
-    progress: &Progress<O>,
+    progress: &Progress,
     stall_after: Option<Duration>,
 ) -> Result<ClientReport, ClientError> {
     let mut report = ClientReport::default();
@@ -368,7 +382,7 @@ impl<'a, O: Os> Conn<'a, O> {
         &mut self,
         sizes: &[usize],
         total: u64,
-        progress: &Progress<O>,
+        progress: &Progress,
     ) -> Result<(u64, u64), ClientError> {
         let half_close = self.plan.pattern == Pattern::HalfClose;
         // Both end with the server's end of file: after the shutdown, or after the server's
@@ -455,7 +469,7 @@ impl<'a, O: Os> Conn<'a, O> {
 
     /// Reads until EAGAIN (a slow reader: one small read); checks every byte. Returns whether
     /// the server closed its side.
-    fn read_available(&mut self, progress: &Progress<O>) -> Result<bool, ClientError> {
+    fn read_available(&mut self, progress: &Progress) -> Result<bool, ClientError> {
         let chunk = self.plan.read_chunk_bytes;
         loop {
             match self.os.read(self.fd, &mut self.buf[..chunk]) {
@@ -483,7 +497,7 @@ impl<'a, O: Os> Conn<'a, O> {
                         });
                     }
                     self.received += n as u64;
-                    progress.record(self.os, n as u64);
+                    progress.record(n as u64, self.os.now());
                     if self.plan.pattern == Pattern::SlowReader {
                         return Ok(false);
                     }
