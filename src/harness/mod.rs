@@ -97,11 +97,10 @@ pub use thread::{sleep, spawn, JoinHandle};
 
 use crate::mio::net::TcpListener;
 use crate::os::{Os, OsJoin, SimOs};
-use crate::runner::{self, diagnose, Driven};
+use crate::runner::{self, Driven};
 use crate::scenario::Scenario;
 use crate::workload::{run_client, ClientPlan, Progress};
 use sim::kernel::FdKind;
-use sim::sched::Outcome;
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io;
@@ -305,24 +304,12 @@ impl Harness {
                 *seen.borrow_mut() = Some(harness.drive(&os, seed, progress));
             })
         };
-        let seen = seen.borrow_mut().take();
-        let (verdict, diagnosis) = judge(&mut report, &progress, seen);
-        RunResult {
-            verdict,
-            seed,
-            steps: report.steps,
-            switches: report.switches,
-            elapsed_ms: report.now_ns as f64 / 1e6,
-            heal_step,
-            trace_hash: report.trace.hash(),
-            diagnosis,
-            hazards: report.hazards.clone(),
-            trace: if keep_trace {
-                runner::trace_tail(&report)
-            } else {
-                Vec::new()
-            },
-        }
+        let seen = seen.borrow_mut().take().unwrap_or_default();
+        let (verdict, diagnosis) = runner::judge(&mut report, &progress, false, |report| {
+            let leaks = leaks(report);
+            runner::finished(report, seen.driven, seen.user_failures, leaks)
+        });
+        runner::result_of(&report, seed, heal_step, keep_trace, verdict, diagnosis)
     }
 
     /// The body of thread `main`: the run as described in the module documentation.
@@ -413,77 +400,6 @@ impl Harness {
 struct Seen {
     driven: Driven,
     user_failures: Vec<String>,
-}
-
-/// The verdict, with the runner's rules; user clients' failures count as `corrupt`.
-fn judge(
-    report: &mut sim::sched::Report,
-    progress: &Progress,
-    seen: Option<Seen>,
-) -> (Verdict, Vec<String>) {
-    match &report.outcome {
-        Outcome::Crash { tid, name, message } => (
-            Verdict::Crash,
-            vec![format!("t{tid} {name} panicked: {message}")],
-        ),
-        Outcome::Deadlock => (Verdict::Stall, diagnose::stall(report)),
-        Outcome::MaxSteps => {
-            let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
-            if quiet_ns * 2 < report.now_ns {
-                (
-                    Verdict::Inconclusive,
-                    vec![format!(
-                        "the step budget ran out while clients still progressed ({} bytes echoed)",
-                        progress.bytes()
-                    )],
-                )
-            } else if report.idle_ns * 2 > report.now_ns {
-                // Timers keep firing but nothing moves: a stall that a periodic tick hides.
-                (Verdict::Stall, diagnose::stall(report))
-            } else {
-                let mut lines = vec![format!(
-                    "no client progress for the last {:.3} ms of virtual time while threads kept running",
-                    quiet_ns as f64 / 1e6
-                )];
-                lines.extend(diagnose::stall(report));
-                (Verdict::Spin, lines)
-            }
-        }
-        Outcome::Finished => finished(report, seen.unwrap_or_default()),
-    }
-}
-
-/// The verdict of a run whose main thread returned: the runner's rules, in its order, with
-/// a leak rule for a server that never stops.
-fn finished(report: &sim::sched::Report, seen: Seen) -> (Verdict, Vec<String>) {
-    if let Some(error) = seen.driven.server_error {
-        return (Verdict::Crash, vec![error]);
-    }
-    let mut failures = seen.user_failures;
-    failures.extend(
-        seen.driven
-            .clients
-            .iter()
-            .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("client{id}: {e}"))),
-    );
-    if !failures.is_empty() {
-        return (Verdict::Corrupt, failures);
-    }
-    if seen.driven.idle_steps > IDLE_STEPS_MAX {
-        return (
-            Verdict::Spin,
-            vec![format!(
-                "the server took {} steps in {} ms with no client left (a correct loop sleeps in epoll_wait)",
-                seen.driven.idle_steps,
-                IDLE_WINDOW.as_millis()
-            )],
-        );
-    }
-    let leaks = leaks(report);
-    if !leaks.is_empty() {
-        return (Verdict::Leak, leaks);
-    }
-    (Verdict::Pass, Vec::new())
 }
 
 /// Descriptors that should have been closed by the end. A server still serving keeps its

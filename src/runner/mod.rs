@@ -144,16 +144,32 @@ pub fn run_sim_report(
             *driven.borrow_mut() = Some(result);
         })
     };
-    let driven = driven.borrow_mut().take();
-    let (verdict, diagnosis) = match &report.outcome {
+    let driven = driven.borrow_mut().take().unwrap_or_default();
+    let netpoll = scenario.server.netpoll;
+    let (verdict, diagnosis) = judge(&mut report, &progress, netpoll, |report| {
+        finished(report, driven, Vec::new(), diagnose::leaks(&report.kernel))
+    });
+    let result = result_of(&report, seed, heal_step, keep_trace, verdict, diagnosis);
+    (result, report)
+}
+
+/// The verdict of a simulated run from how it ended; `finished` judges a run whose main
+/// thread returned. The harness shares these rules with the scenario runner.
+pub(crate) fn judge(
+    report: &mut sim::sched::Report,
+    progress: &Progress,
+    netpoll: bool,
+    finished: impl FnOnce(&sim::sched::Report) -> (Verdict, Vec<String>),
+) -> (Verdict, Vec<String>) {
+    match &report.outcome {
         Outcome::Crash { tid, name, message } => (
             Verdict::Crash,
             vec![format!("t{tid} {name} panicked: {message}")],
         ),
         Outcome::Deadlock => {
-            let mut lines = diagnose::stall(&mut report);
-            if scenario.server.netpoll {
-                lines.extend(crate::netpoll::diagnose_stall(&report));
+            let mut lines = diagnose::stall(report);
+            if netpoll {
+                lines.extend(crate::netpoll::diagnose_stall(report));
             }
             (Verdict::Stall, lines)
         }
@@ -169,48 +185,39 @@ pub fn run_sim_report(
                 )
             } else if report.idle_ns * 2 > report.now_ns {
                 // Timers keep firing but nothing moves: a stall that a periodic tick hides.
-                (Verdict::Stall, diagnose::stall(&mut report))
+                (Verdict::Stall, diagnose::stall(report))
             } else {
                 let mut lines = vec![format!(
                     "no client progress for the last {:.3} ms of virtual time while threads kept running",
                     quiet_ns as f64 / 1e6
                 )];
-                lines.extend(diagnose::spin(&mut report));
+                lines.extend(diagnose::spin(report));
                 (Verdict::Spin, lines)
             }
         }
-        Outcome::Finished => finished(&report, driven.unwrap_or_default()),
-    };
-    let trace = if keep_trace {
-        trace_tail(&report)
-    } else {
-        Vec::new()
-    };
-    let result = RunResult {
-        verdict,
-        seed,
-        steps: report.steps,
-        switches: report.switches,
-        elapsed_ms: report.now_ns as f64 / 1e6,
-        heal_step,
-        trace_hash: report.trace.hash(),
-        diagnosis,
-        hazards: report.hazards.clone(),
-        trace,
-    };
-    (result, report)
+        Outcome::Finished => finished(report),
+    }
 }
 
-/// The verdict of a run whose driver returned.
-pub(crate) fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict, Vec<String>) {
+/// The verdict of a run whose driver returned, in order: a server that failed, clients
+/// that failed (`other_failures` are the harness's own clients), a server busy with
+/// nothing to do, descriptors left open (`leaks`).
+pub(crate) fn finished(
+    report: &sim::sched::Report,
+    driven: Driven,
+    other_failures: Vec<String>,
+    leaks: Vec<String>,
+) -> (Verdict, Vec<String>) {
     if let Some(error) = driven.server_error {
         return (Verdict::Crash, vec![error]);
     }
-    let failures: Vec<String> = driven
-        .clients
-        .iter()
-        .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("client{id}: {e}")))
-        .collect();
+    let mut failures = other_failures;
+    failures.extend(
+        driven
+            .clients
+            .iter()
+            .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("client{id}: {e}"))),
+    );
     if !failures.is_empty() {
         return (Verdict::Corrupt, failures);
     }
@@ -223,11 +230,37 @@ pub(crate) fn finished(report: &sim::sched::Report, driven: Driven) -> (Verdict,
         lines.extend(diagnose::busiest_thread(report, &report.threads));
         return (Verdict::Spin, lines);
     }
-    let leaks = diagnose::leaks(&report.kernel);
     if !leaks.is_empty() {
         return (Verdict::Leak, leaks);
     }
     (Verdict::Pass, Vec::new())
+}
+
+/// The result of a simulated run, from its report and verdict.
+pub(crate) fn result_of(
+    report: &sim::sched::Report,
+    seed: u64,
+    heal_step: u64,
+    keep_trace: bool,
+    verdict: Verdict,
+    diagnosis: Vec<String>,
+) -> RunResult {
+    RunResult {
+        verdict,
+        seed,
+        steps: report.steps,
+        switches: report.switches,
+        elapsed_ms: report.now_ns as f64 / 1e6,
+        heal_step,
+        trace_hash: report.trace.hash(),
+        diagnosis,
+        hazards: report.hazards.clone(),
+        trace: if keep_trace {
+            trace_tail(report)
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 /// The thread legend, then the last [`TRACE_LINES_MAX`] calls and events (switches are in
