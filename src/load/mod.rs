@@ -1,5 +1,5 @@
 //! `edgesim load`: a load generator for echo servers on the real kernel. It is written
-//! against the [`Os`](crate::os::Os) seam like everything else (edge-triggered epoll, a few
+//! against the [`Os`] seam like everything else (edge-triggered epoll, a few
 //! threads each owning a share of the connections), so it measures a server through the
 //! same calls the servers themselves make.
 //!

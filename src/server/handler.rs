@@ -103,7 +103,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The application: callbacks for one connection's life. See the [module docs](self).
+/// The application: callbacks for one connection's life. See the [server module docs](crate::server).
 pub trait Handler: Send + Sync + 'static {
     /// Per-connection state.
     type State: Send + 'static;
