@@ -2,10 +2,9 @@
 //! often, from the kernel's counters (`sim::kernel::coverage`), with the cases never reached
 //! listed as such, so a range that misses one says so instead of passing quietly.
 
-use crate::runner::{run_sim, Explored};
-use crate::scenario::{Scenario, Verdict};
+use crate::runner::{self, Explored};
+use crate::scenario::Scenario;
 use sim::kernel::coverage::{self, Counts, CASES};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -47,41 +46,21 @@ pub fn explore(
     on_done: &(dyn Fn() + Sync),
 ) -> (Explored, Reached) {
     let start = Instant::now();
-    let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
     let reached = Mutex::new(Reached::default());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| loop {
-                let idx = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(&seed) = seeds.get(idx) else { break };
-                // The counters are this OS thread's: clear what an earlier world left.
-                coverage::take();
-                let result = run_sim(scenario, seed, false);
-                let counts = coverage::take();
-                reached
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(&counts);
-                if result.verdict != Verdict::Pass {
-                    failures
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((seed, result.verdict));
-                }
-                on_done();
-            });
-        }
+    runner::for_each_seed(seeds, jobs, &|seed| {
+        // The counters are this OS thread's: clear what an earlier world left.
+        coverage::take();
+        runner::check_seed(scenario, seed, &failures);
+        let counts = coverage::take();
+        reached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(&counts);
+        on_done();
     });
-    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-    failures.sort_by_key(|(seed, _)| *seed);
-    let explored = Explored {
-        explored: seeds.len() as u64,
-        failures,
-        secs: start.elapsed().as_secs_f64(),
-    };
     (
-        explored,
+        runner::explored(seeds.len(), failures, start),
         reached.into_inner().unwrap_or_else(|e| e.into_inner()),
     )
 }

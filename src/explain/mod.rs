@@ -377,24 +377,7 @@ pub(crate) fn escape_xml(text: &str) -> String {
 
 /// The names of the epoll bits in `events` (`in,out,rdhup`), or `-` for none.
 pub fn events_name(events: u32) -> String {
-    const NAMES: [(i32, &str); 6] = [
-        (libc::EPOLLIN, "in"),
-        (libc::EPOLLPRI, "pri"),
-        (libc::EPOLLOUT, "out"),
-        (libc::EPOLLERR, "err"),
-        (libc::EPOLLHUP, "hup"),
-        (libc::EPOLLRDHUP, "rdhup"),
-    ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(bit, _)| events & (*bit as u32) != 0)
-        .map(|(_, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "-".to_string()
-    } else {
-        names.join(",")
-    }
+    crate::os::Events(events).to_string()
 }
 
 /// The `run` options that explain a simulated run: pictures, and the replay of a decision log.

@@ -52,32 +52,55 @@ pub fn explore(
     on_done: &(dyn Fn() + Sync),
 ) -> Explored {
     let start = Instant::now();
-    let next = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
+    for_each_seed(seeds, jobs, &|seed| {
+        check_seed(scenario, seed, &failures);
+        on_done();
+    });
+    explored(seeds.len(), failures, start)
+}
+
+/// Calls `visit` once per seed, spread over `jobs` OS threads; each thread runs one world at
+/// a time, so per-thread counters (heap peaks, coverage) belong to the seed it runs.
+pub(crate) fn for_each_seed(seeds: &[u64], jobs: usize, visit: &(dyn Fn(u64) + Sync)) {
+    let next = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
                 let idx = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&seed) = seeds.get(idx) else { break };
-                // One world runs on this thread at a time, so the thread's heap peak is the
-                // run's (zero unless the binary installed the counting allocator).
-                let mark = real::alloc::thread_mark();
-                let result = run_sim(scenario, seed, false);
-                real::alloc::record_run_peak(real::alloc::thread_peak_since(mark));
-                if result.verdict != Verdict::Pass {
-                    failures
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((seed, result.verdict));
-                }
-                on_done();
+                visit(seed);
             });
         }
     });
+}
+
+/// Runs one seed, records its heap peak, and notes it in `failures` unless it passed.
+pub(crate) fn check_seed(scenario: &Scenario, seed: u64, failures: &Mutex<Vec<(u64, Verdict)>>) {
+    // One world runs on this thread at a time, so the thread's heap peak is the run's (zero
+    // unless the binary installed the counting allocator).
+    let mark = real::alloc::thread_mark();
+    let result = run_sim(scenario, seed, false);
+    real::alloc::record_run_peak(real::alloc::thread_peak_since(mark));
+    if result.verdict != Verdict::Pass {
+        failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((seed, result.verdict));
+    }
+}
+
+/// The result of an exploration of `n_seeds` seeds that began at `start`, failures in seed
+/// order.
+pub(crate) fn explored(
+    n_seeds: usize,
+    failures: Mutex<Vec<(u64, Verdict)>>,
+    start: Instant,
+) -> Explored {
     let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     failures.sort_by_key(|(seed, _)| *seed);
     Explored {
-        explored: seeds.len() as u64,
+        explored: n_seeds as u64,
         failures,
         secs: start.elapsed().as_secs_f64(),
     }

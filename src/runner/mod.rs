@@ -7,6 +7,7 @@ mod explore;
 
 pub use diagnose::hazard_line;
 pub use drive::{drive, idle_steps, Driven, IDLE_WINDOW};
+pub(crate) use explore::{check_seed, explored, for_each_seed};
 pub use explore::{explore, shard, Explored};
 
 use crate::os::{RealOs, SimOs};
