@@ -5,14 +5,14 @@
 //! generic over the seam and runs unchanged on both.
 
 pub mod conform;
-pub mod harness;
 pub mod explain;
+pub mod harness;
 pub mod load;
 pub mod mio;
 pub mod netpoll;
 #[deny(missing_docs)]
 pub mod os;
-pub mod server;
 pub mod runner;
 pub mod scenario;
+pub mod server;
 pub mod workload;

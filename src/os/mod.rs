@@ -67,8 +67,7 @@ pub trait Os: Clone + Send + Sync + 'static {
     /// `IN|OUT|ERR|HUP|ET|EXCLUSIVE`, and `EINVAL` for an epoll instance watching itself.
     /// A registration belongs to the open file description: it survives `close(fd)` while a
     /// `dup` of it is open. `token` is returned untouched with every event.
-    fn epoll_ctl(&self, epfd: Fd, op: CtlOp, fd: Fd, interest: Events, token: Token)
-        -> Result<()>;
+    fn epoll_ctl(&self, epfd: Fd, op: CtlOp, fd: Fd, interest: Events, token: Token) -> Result<()>;
 
     /// `epoll_wait(epfd, out, max_events, timeout)`.
     ///
