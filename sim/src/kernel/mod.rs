@@ -26,6 +26,10 @@
 //!   to 4 ms), so real runs of one script disagree on which `epoll_wait` shows the wakeup.
 //! - SO_RCVLOWAT, MSG_OOB and datagram sockets are not modelled (the seam has no call for
 //!   them).
+//! - A TCP receive buffer holds 128 KiB of payload in the model; on Linux it holds 96 to
+//!   110 KiB of a 128 KiB `rcvbuf`, depending on how the bytes were segmented (skb
+//!   overhead). Scripts that leave more than about 64 KiB unread see the difference (the
+//!   differential property keeps below it, tests/it/differential.rs).
 
 pub mod coverage;
 mod epoll;
