@@ -278,13 +278,18 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
         return Wake::Timeout;
     }
     suspend();
-    with_world(|w| {
+    let (wake, stop) = with_world(|w| {
         let me = w.current_tid();
         debug_assert_eq!(w.threads[me as usize].state, ThreadState::Runnable);
         // Coming back is a step of its own, so the call's result gets its own number.
         if !w.tearing_down {
             w.tick();
         }
-        w.threads[me as usize].wake
-    })
+        (w.threads[me as usize].wake, w.stop.is_some())
+    });
+    if stop {
+        // The step budget ran out on this very step: the host ends the run here.
+        suspend();
+    }
+    wake
 }
