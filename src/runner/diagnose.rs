@@ -39,15 +39,44 @@ fn client_lines(report: &mut Report, threads: &[ThreadInfo]) -> Vec<String> {
         let ThreadState::Blocked(Block::Epoll(epfd), _) = thread.state else {
             continue;
         };
-        lines.push(client_line(
-            &mut report.kernel,
-            threads,
-            &report.hazards,
-            thread,
-            epfd,
-        ));
+        let (line, server_fd) =
+            client_line(&mut report.kernel, threads, &report.hazards, thread, epfd);
+        lines.push(line);
+        if let Some(fd) = server_fd {
+            lines.extend(last_calls_on(report.trace.records(), fd));
+        }
     }
     lines
+}
+
+/// Calls on a descriptor a stall diagnosis shows: the last few, where the story ends.
+const LAST_CALLS_SHOWN: usize = 4;
+
+/// The last calls made on descriptor `fd` (from the kept trace; nothing without `--trace`).
+fn last_calls_on(records: &[Record], fd: i32) -> Option<String> {
+    let on_fd = |op: Op, args: [i64; 2]| match op {
+        Op::Read | Op::Write | Op::Shutdown | Op::Close | Op::Dup | Op::Reset => {
+            args[0] == i64::from(fd)
+        }
+        // epoll_ctl packs the epoll descriptor in the high half of its first argument.
+        Op::EpollCtl => args[0] as i32 == fd,
+        _ => false,
+    };
+    let mut calls: Vec<String> = records
+        .iter()
+        .rev()
+        .filter(|r| matches!(r, Record::Call { op, args, .. } if on_fd(*op, *args)))
+        .take(LAST_CALLS_SHOWN)
+        .map(|r| r.to_string().trim().to_string())
+        .collect();
+    if calls.is_empty() {
+        return None;
+    }
+    calls.reverse();
+    Some(format!(
+        "  last calls on server fd {fd}: {}",
+        calls.join("; ")
+    ))
 }
 
 /// Calls looked at to find who spins: the end of the run.
@@ -272,19 +301,21 @@ fn client_line(
     hazards: &[Hazard],
     client: &ThreadInfo,
     client_epfd: i32,
-) -> String {
+) -> (String, Option<i32>) {
     let who = format!("{} (t{})", client.name, client.tid);
     let Some(client_fd) = kernel
         .epoll_items(client_epfd)
         .ok()
         .and_then(|items| items.first().map(|i| i.fd))
     else {
-        return format!("{who} waits on epoll fd {client_epfd}, which watches nothing");
+        let line = format!("{who} waits on epoll fd {client_epfd}, which watches nothing");
+        return (line, None);
     };
     let client_info = kernel.fd_info(client_fd);
     let client_readable = client_info.as_ref().map_or(0, |i| i.readable_bytes);
     let Ok(client_addr) = kernel.local_addr(client_fd) else {
-        return format!("{who} waits on fd {client_fd}, which is not a connected socket");
+        let line = format!("{who} waits on fd {client_fd}, which is not a connected socket");
+        return (line, None);
     };
     // The server's end of this connection is the socket whose peer is the client.
     let server_fd = kernel
@@ -294,11 +325,12 @@ fn client_line(
         .map(|i| i.fd)
         .find(|&fd| kernel.peer_addr(fd) == Ok(client_addr));
     let Some(server_fd) = server_fd else {
-        return format!(
+        let line = format!(
             "{who} waits on fd {client_fd} ({client_readable} bytes readable); the server never \
              accepted it: {}",
             listeners(kernel, threads)
         );
+        return (line, None);
     };
     let info = kernel.fd_info(server_fd).expect("an open descriptor");
     let mut line = format!(
@@ -341,7 +373,7 @@ fn client_line(
             line.push_str(&owed_from_user_space(kernel, threads, &info));
         }
     }
-    line
+    (line, Some(server_fd))
 }
 
 /// Why nothing will move bytes the server holds in user space: what its registration can

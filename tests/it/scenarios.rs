@@ -65,3 +65,27 @@ fn every_scenario_gives_its_expected_verdict_and_snapshot() {
     let failures: Vec<String> = files.iter().filter_map(|path| check(path)).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The same scenario files on Linux over loopback: the correct server passes, and a flawed
+/// one is reported as a stall within the stated bound instead of hanging.
+#[test]
+fn real_backend_passes_the_benchmark_and_reports_the_read_once_stall_in_bounds() {
+    use edgesim::runner::run_real;
+    use edgesim::scenario::Verdict;
+    use std::time::{Duration, Instant};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let load = |name: &str| edgesim::scenario::load(&dir.join(name)).expect("parses");
+    let stall_after = Duration::from_millis(500);
+
+    let passing = run_real(&load("bench-echo.toml"), stall_after);
+    assert_eq!(passing.verdict, Verdict::Pass, "{:?}", passing.diagnosis);
+
+    let start = Instant::now();
+    let stalling = run_real(&load("read-once.toml"), stall_after);
+    assert_eq!(stalling.verdict, Verdict::Stall, "{:?}", stalling.diagnosis);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the stall was declared after {:?}",
+        start.elapsed()
+    );
+}
