@@ -317,6 +317,9 @@ fn cpu_us_of_other_threads() -> u64 {
 
 /// Runs `scenario` on Linux over loopback with real threads. A client that sees no progress
 /// for `stall_after` reports a stall, so the run is bounded.
+///
+/// The spin check counts the CPU time of every other thread of this process, so run it in a
+/// process of its own (as `edgesim run --backend real` does), not beside other busy threads.
 pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
     let os = RealOs::new();
     let start = Instant::now();
