@@ -4,7 +4,7 @@
 //!
 //! Why: most Rust event loops are written against mio. Changing one line,
 //!
-//! ```ignore
+//! ```text
 //! #[cfg(test)]
 //! use edgesim::mio; // instead of the mio crate
 //! ```
