@@ -59,7 +59,8 @@
 //! `EDGESIM_DIFF_CASES=N` raises it for long runs, e.g.
 //! `EDGESIM_DIFF_CASES=20000 cargo test --release --test it differential -- --nocapture`
 //! (`EDGESIM_DIFF_SHOW=1` prints every case). Counts run with zero differences: 20,000
-//! after each model fix, then 300,000 in one run (with commit 167bb22's kernel).
+//! after each model fix, then 300,000 in one run (commit 167bb22's kernel) and 400,000 in
+//! one run (commit 58ef9e1's).
 
 use edgesim::conform;
 use edgesim::os::{Fd, Os, RealOs, SimOs};
