@@ -105,6 +105,7 @@ struct RawServer {
     write_budget_bytes: Option<Spanned<i64>>,
     inbound_bytes_max: Option<Spanned<i64>>,
     outbound_bytes_max: Option<Spanned<i64>>,
+    events_max: Option<Spanned<i64>>,
     idle_timeout_ms: Option<Spanned<i64>>,
 }
 
@@ -377,6 +378,12 @@ impl Checker<'_> {
                 "server.outbound_bytes_max",
                 defaults.outbound_bytes_max,
             )?,
+            events_max: self.int(
+                &raw.events_max,
+                "server.events_max",
+                1..=4096,
+                defaults.events_max as i64,
+            )? as usize,
             ..defaults
         };
         Ok(ServerSpec {

@@ -50,7 +50,7 @@ verdict = "stall"
 fn unknown_key_names_line_and_key() {
     check_error(
         "name = \"x\"\n[server]\nreactorz = 2\n",
-        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`, `read_buffer_bytes`, `read_budget_bytes`, `write_budget_bytes`, `inbound_bytes_max`, `outbound_bytes_max`, `idle_timeout_ms`",
+        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`, `read_buffer_bytes`, `read_budget_bytes`, `write_budget_bytes`, `inbound_bytes_max`, `outbound_bytes_max`, `events_max`, `idle_timeout_ms`",
     );
 }
 
