@@ -17,9 +17,6 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Set in the child process to the name of the test it runs.
-const CHILD_ENV: &str = "EDGESIM_HOSTILE_CHILD";
-
 /// How long the server may take to let go of closed connections.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -37,29 +34,9 @@ const TICKS_PER_SEC: u64 = 100;
 /// with its output if it failed, and returns `false`.
 #[track_caller]
 fn in_child(test: &str) -> bool {
-    let module = module_path!().split_once("::").map_or("", |(_, rest)| rest);
-    let name = format!("{module}::{test}");
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name.as_str()) {
+    let Some(stderr) = crate::child::run_alone(module_path!(), test) else {
         return true;
-    }
-    // `/proc/self/exe` still runs this binary if a concurrent build replaced the file.
-    let output = Command::new("/proc/self/exe")
-        .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_ENV, &name)
-        .output()
-        .expect("the test binary can run itself");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "child {name} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    // A name that matched no test would pass with nothing run.
-    assert!(
-        stdout.contains("1 passed"),
-        "child {name} ran no test:\n{stdout}"
-    );
+    };
     // Figures for the README: the child's measurements, shown with --nocapture.
     for line in stderr.lines().filter(|l| l.starts_with("hostile:")) {
         eprintln!("{line}");

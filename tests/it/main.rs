@@ -1,5 +1,6 @@
 //! edgesim's integration tests: one binary, one module per feature.
 mod catalogue;
+mod child;
 mod conform;
 mod determinism;
 mod differential;

@@ -8,7 +8,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,6 @@ use edgesim::os::{
 /// How long any test waits for something the kernel will do "soon" (a loopback handshake,
 /// a segment, a thread) before it declares failure.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// The environment variable that tells a re-executed test binary which test it runs alone.
-const CHILD_ENV: &str = "EDGESIM_REAL_OS_CHILD";
 
 /// A descriptor number that is certainly not open: far above any soft limit in use.
 const NEVER_OPEN: Fd = Fd(i32::MAX - 7);
@@ -58,31 +54,7 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 /// is this very binary, asked for the test's exact name.
 #[track_caller]
 fn in_child(test: &str) -> bool {
-    // `module_path!` starts with the crate name, which libtest leaves out of test names.
-    let module = module_path!().split_once("::").map_or("", |(_, rest)| rest);
-    let name = format!("{module}::{test}");
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name.as_str()) {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let output = Command::new(exe)
-        .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
-        .env(CHILD_ENV, &name)
-        .output()
-        .expect("the test binary can re-execute itself");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "child {name} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    // A filter that matched nothing would "pass" with zero tests; make sure the body ran.
-    assert!(
-        stdout.contains("1 passed"),
-        "child {name} did not run exactly one test:\n{stdout}"
-    );
-    false
+    crate::child::run_alone(module_path!(), test).is_none()
 }
 
 /// One `epoll_wait` with a timeout.
