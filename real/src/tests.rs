@@ -86,13 +86,16 @@ fn unix_pair_is_not_an_inet_address() -> crate::Result<()> {
 }
 
 #[test]
-fn open_fds_sees_a_new_descriptor_and_not_itself() -> crate::Result<()> {
+fn open_fds_sees_a_new_descriptor() -> crate::Result<()> {
+    // Postmortem: this test also asserted `!is_open(efd)` after the close, which failed once
+    // in 20 suite runs: another test thread of this process had reused the number. Whether a
+    // closed number stays closed is checked where no other thread runs, in the child
+    // process of `real_os::no_descriptor_leaks_or_double_closes`.
     let efd = io::eventfd()?;
     let fds = process::open_fds()?;
     assert!(fds.contains(&efd));
-    io::close(efd)?;
-    assert!(!process::is_open(efd));
-    Ok(())
+    assert!(process::is_open(efd));
+    io::close(efd)
 }
 
 #[test]
