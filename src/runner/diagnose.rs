@@ -16,13 +16,21 @@ pub fn stall(report: &mut Report) -> Vec<String> {
         let blocked: Vec<String> = threads
             .iter()
             .filter(|t| matches!(t.state, ThreadState::Blocked(..)))
-            .map(|t| format!("t{} {} ({:?})", t.tid, t.name, t.state))
+            .map(|t| format!("t{} {} {}", t.tid, t.name, state_words(t.state)))
             .collect();
         lines.push(format!("no thread can run: {}", blocked.join(", ")));
     }
-    for hazard in &report.hazards {
-        lines.push(hazard_line(hazard, &threads));
-    }
+    lines.extend(hazards_and_other_threads(report, &threads));
+    lines
+}
+
+/// The hazards the run recorded, then every thread that is not a client and its state.
+fn hazards_and_other_threads(report: &Report, threads: &[ThreadInfo]) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .hazards
+        .iter()
+        .map(|hazard| hazard_line(hazard, threads))
+        .collect();
     let others: Vec<String> = threads
         .iter()
         .filter(|t| !t.name.starts_with("client"))
@@ -90,15 +98,7 @@ pub fn spin(report: &mut Report) -> Vec<String> {
     let threads = report.threads.clone();
     let mut lines = busiest_thread(report, &threads);
     lines.extend(client_lines(report, &threads));
-    for hazard in &report.hazards {
-        lines.push(hazard_line(hazard, &threads));
-    }
-    let others: Vec<String> = threads
-        .iter()
-        .filter(|t| !t.name.starts_with("client"))
-        .map(|t| format!("t{} {} {}", t.tid, t.name, state_words(t.state)))
-        .collect();
-    lines.push(format!("other threads: {}", others.join("; ")));
+    lines.extend(hazards_and_other_threads(report, &threads));
     lines
 }
 
