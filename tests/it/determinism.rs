@@ -15,19 +15,10 @@ fn bench_echo() -> Scenario {
     edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario parses")
 }
 
-/// One line per seed: `hash`, the seed, the verdict and the hash of every trace record.
+/// One line per seed of the first [`SEEDS`]: `hash`, the seed, the verdict and the hash of
+/// every trace record.
 fn trace_hashes() -> String {
-    let scenario = bench_echo();
-    (0..SEEDS)
-        .map(|seed| {
-            let result = run_sim(&scenario, seed, false);
-            format!(
-                "hash {seed} {} {:016x}\n",
-                result.verdict.name(),
-                result.trace_hash
-            )
-        })
-        .collect()
+    trace_hashes_over(0..SEEDS)
 }
 
 /// Runs this test alone in a fresh process and returns what it printed.

@@ -68,23 +68,6 @@ fn flags_of(list: &str) -> u32 {
     events
 }
 
-fn flags_name(events: u32) -> String {
-    let bits = [
-        (libc::EPOLLIN, "in"),
-        (libc::EPOLLPRI, "pri"),
-        (libc::EPOLLOUT, "out"),
-        (libc::EPOLLERR, "err"),
-        (libc::EPOLLHUP, "hup"),
-        (libc::EPOLLRDHUP, "rdhup"),
-    ];
-    let names: Vec<&str> = bits
-        .iter()
-        .filter(|(b, _)| events & *b as u32 != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    names.join(",")
-}
-
 fn unit<T>(result: Result<T, i32>) -> String {
     match result {
         Ok(_) => "ok".to_string(),
@@ -233,7 +216,11 @@ impl Ops {
                         let events: Vec<String> = out
                             .iter()
                             .map(|&(events, data)| {
-                                format!("{}:{}", self.tokens[data as usize], flags_name(events))
+                                format!(
+                                    "{}:{}",
+                                    self.tokens[data as usize],
+                                    crate::sched::events_name(events)
+                                )
                             })
                             .collect();
                         events.join(" ")

@@ -24,7 +24,7 @@ pub use host::{run, Outcome, Report};
 pub use observe::Hazard;
 pub use seed::derive_seed;
 pub use strategy::Strategy;
-pub use trace::{Op, Record, Trace};
+pub use trace::{events_name, Op, Record, Trace};
 pub use world::{in_world, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
 
 pub(crate) use host::{block, preempt};
