@@ -196,10 +196,19 @@ fn event_source(kernel: &Kernel, epfd: i32, token: u64) -> String {
     else {
         return "no registration carries that token any more".to_string();
     };
+    // The kernel adds ERR and HUP to every registration; one that asked for no direction
+    // hears nothing else, which is worth saying in words.
+    let directions = Events::IN | Events::OUT | Events::RDHUP | Events::PRI;
+    let asked_for_nothing = item.events & directions.0 == 0;
     let mut text = format!(
-        "registered as fd {} for {}{}",
+        "registered as fd {} for {}{}{}",
         item.fd,
         Events(item.events),
+        if asked_for_nothing {
+            " (asked for no direction: ERR and HUP are always reported)"
+        } else {
+            ""
+        },
         if item.events & Events::ET.0 == 0 {
             " (level-triggered)"
         } else {

@@ -107,6 +107,7 @@ struct RawServer {
     outbound_bytes_max: Option<Spanned<i64>>,
     events_max: Option<Spanned<i64>>,
     idle_timeout_ms: Option<Spanned<i64>>,
+    job_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -341,6 +342,22 @@ impl Checker<'_> {
                 Some(std::time::Duration::from_millis(ms as u64))
             }
         };
+        let workers = self.int(&raw.workers, "server.workers", 0..=64, 0)? as usize;
+        let job_duration = match &raw.job_ms {
+            Some(value) if workers == 0 => {
+                return Err(self.error(
+                    value.span(),
+                    "server.job_ms",
+                    "applies only with workers > 0 (it is how long a worker job takes)".to_string(),
+                ))
+            }
+            _ => std::time::Duration::from_millis(self.int(
+                &raw.job_ms,
+                "server.job_ms",
+                0..=60_000,
+                0,
+            )? as u64),
+        };
         let config = ServerConfig {
             model,
             reactors: self.int(
@@ -349,7 +366,8 @@ impl Checker<'_> {
                 1..=64,
                 defaults.reactors as i64,
             )? as usize,
-            workers: self.int(&raw.workers, "server.workers", 0..=64, 0)? as usize,
+            workers,
+            job_duration,
             balance: self.named(&raw.balance, "server.balance", defaults.balance)?,
             trigger: self.named(&raw.trigger, "server.trigger", defaults.trigger)?,
             flaw,

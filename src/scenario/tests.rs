@@ -50,7 +50,7 @@ verdict = "stall"
 fn unknown_key_names_line_and_key() {
     check_error(
         "name = \"x\"\n[server]\nreactorz = 2\n",
-        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`, `read_buffer_bytes`, `read_budget_bytes`, `write_budget_bytes`, `inbound_bytes_max`, `outbound_bytes_max`, `events_max`, `idle_timeout_ms`",
+        "bad.toml:3: key `reactorz`: unknown field `reactorz`, expected one of `model`, `reactors`, `workers`, `balance`, `trigger`, `flaw`, `handler`, `read_buffer_bytes`, `read_budget_bytes`, `write_budget_bytes`, `inbound_bytes_max`, `outbound_bytes_max`, `events_max`, `idle_timeout_ms`, `job_ms`",
     );
 }
 
@@ -181,5 +181,23 @@ fn netpoll_flaws_are_netpoll_names() {
     check_error(
         "name = \"x\"\n[server]\nidle_timeout_ms = 20\n",
         "bad.toml:3: key `server.idle_timeout_ms`: applies only to model = \"netpoll\"",
+    );
+}
+
+#[test]
+fn job_ms_needs_a_worker_pool() {
+    let text = "name = \"x\"\n[server]\nworkers = 1\njob_ms = 50\n";
+    let scenario = parse("ok.toml", text).expect("valid");
+    assert_eq!(
+        scenario.server.config.job_duration,
+        std::time::Duration::from_millis(50)
+    );
+    check_error(
+        "name = \"x\"\n[server]\njob_ms = 50\n",
+        "bad.toml:3: key `server.job_ms`: applies only with workers > 0 (it is how long a worker job takes)",
+    );
+    check_error(
+        "name = \"x\"\n[server]\nworkers = 1\njob_ms = 60001\n",
+        "bad.toml:4: key `server.job_ms`: 60001 is out of range (expected 0..=60000)",
     );
 }

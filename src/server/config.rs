@@ -266,6 +266,10 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// Bytes the close protocol tries to flush before it closes anyway.
     pub close_flush_bytes_max: usize,
+    /// How long each worker job waits before its handler runs: a handler that waits on
+    /// something slow (a database, a disk), which is what a worker pool is for. Zero by
+    /// default; only meaningful with `workers > 0`.
+    pub job_duration: Duration,
     /// The deliberate bug, or `None` for the correct server.
     pub flaw: Option<Flaw>,
 }
@@ -292,6 +296,7 @@ impl Default for ServerConfig {
             accept_backoff: Duration::from_millis(100),
             backlog: 1024,
             close_flush_bytes_max: 64 * 1024,
+            job_duration: Duration::ZERO,
             flaw: None,
         }
     }

@@ -193,6 +193,7 @@ impl<O: Os, H: Handler> Server<O, H> {
             Arc::new(WorkerPool::new(
                 &os,
                 Arc::clone(&handler),
+                cfg.job_duration,
                 mailboxes.clone(),
             ))
         });

@@ -12,6 +12,7 @@ use super::mailbox::{Mailbox, Task, WorkerResult};
 use crate::os::{Os, OsMutex, OsThread};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One `on_traffic` call to make.
 pub(crate) struct Job<S> {
@@ -31,6 +32,8 @@ struct PoolQueue<T, S> {
 pub(crate) struct WorkerPool<O: Os, H: Handler> {
     os: O,
     handler: Arc<H>,
+    /// `ServerConfig::job_duration`: how long a job waits before its handler runs.
+    job_duration: Duration,
     queue: O::Mutex<PoolQueue<O::Thread, H::State>>,
     mailboxes: Vec<Arc<Mailbox<O, H::State>>>,
 }
@@ -45,11 +48,13 @@ impl<O: Os, H: Handler> WorkerPool<O, H> {
     pub(crate) fn new(
         os: &O,
         handler: Arc<H>,
+        job_duration: Duration,
         mailboxes: Vec<Arc<Mailbox<O, H::State>>>,
     ) -> WorkerPool<O, H> {
         WorkerPool {
             os: os.clone(),
             handler,
+            job_duration,
             queue: os.mutex(PoolQueue {
                 jobs: VecDeque::new(),
                 idle: Vec::new(),
@@ -114,6 +119,11 @@ impl<O: Os, H: Handler> WorkerPool<O, H> {
             mut state,
             input,
         } = job;
+        if !self.job_duration.is_zero() {
+            // The slow part of the handler: the connection's loop goes on serving (and
+            // hearing about) the connection meanwhile.
+            self.os.sleep(self.job_duration);
+        }
         let mut output = Vec::new();
         let (consumed, close) = {
             let mut ctx = Ctx::new(info, &input, &mut output);

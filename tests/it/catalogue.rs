@@ -78,31 +78,11 @@ fn every_flaw_scenario_shows_its_verdict_within_200_seeds() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Flaws this server cannot show, each with the reason; docs/PITFALLS.md explains them.
-/// A flaw listed here must have no failing scenario (so the list cannot go stale).
-const UNREACHABLE: &[(Flaw, &str)] = &[(
-    Flaw::ErrorOnlyIgnored,
-    "an ERR/HUP-only event needs a registration with neither IN nor OUT, which this server \
-     holds only while a worker job is in flight; the job's result then writes to the dead \
-     socket, fails and closes it",
-)];
-
 #[test]
 fn every_flaw_of_the_server_has_a_failing_catalogue_scenario() {
     let scenarios = catalogue();
-    for (flaw, why) in UNREACHABLE {
-        let shown = scenarios
-            .iter()
-            .any(|(_, s)| s.server.config.flaw == Some(*flaw) && s.expect != Verdict::Pass);
-        assert!(
-            !shown,
-            "{} has a failing scenario now; drop it from UNREACHABLE ({why})",
-            flaw.name()
-        );
-    }
     let missing: Vec<&str> = Flaw::ALL
         .iter()
-        .filter(|flaw| !UNREACHABLE.iter().any(|(f, _)| f == *flaw))
         .filter(|flaw| {
             !scenarios.iter().any(|(path, s)| {
                 let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
