@@ -223,8 +223,10 @@ pub fn outq(fd: i32) -> KResult<usize> {
 pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
     let args = [i64::from(fd), buf.len() as i64];
     let result = call(Op::Read, args, |k| k.read(fd, buf));
-    if matches!(result, Ok(0) | Err(_)) && !buf.is_empty() {
-        with_world(|w| w.observe_drained(fd));
+    match result {
+        Ok(0) | Err(_) if !buf.is_empty() => with_world(|w| w.observe_drained(fd)),
+        Ok(_) => with_world(|w| w.observe_read(fd)),
+        Err(_) => {}
     }
     result
 }

@@ -304,6 +304,31 @@ pub fn hazard_line(hazard: &Hazard, threads: &[ThreadInfo]) -> String {
     )
 }
 
+/// Readiness that two threads were handed at once, in words (the first few).
+pub(crate) fn shared_wakeups(report: &Report) -> Vec<String> {
+    const LINES_MAX: usize = 3;
+    let threads = &report.threads;
+    report
+        .shared_wakeups
+        .iter()
+        .take(LINES_MAX)
+        .map(|wakeup| {
+            format!(
+                "two threads woke for one socket at step {}: {} took an edge for fd {} \
+                 (token {:#x}) from epoll fd {} while {} still held the one it took at \
+                 step {} and had not read to the end",
+                wakeup.step,
+                thread_name(threads, wakeup.tid),
+                wakeup.fd,
+                wakeup.token,
+                wakeup.epfd,
+                thread_name(threads, wakeup.other_tid),
+                wakeup.other_step,
+            )
+        })
+        .collect()
+}
+
 fn client_line(
     kernel: &mut Kernel,
     threads: &[ThreadInfo],

@@ -220,6 +220,8 @@ pub(crate) fn finished(
             .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("client{id}: {e}"))),
     );
     if !failures.is_empty() {
+        // The cause a client cannot see: another thread got the readiness of its socket.
+        failures.extend(diagnose::shared_wakeups(report));
         return (Verdict::Corrupt, failures);
     }
     if driven.idle_steps > IDLE_STEPS_MAX {

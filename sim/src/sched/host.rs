@@ -53,6 +53,8 @@ pub struct Report {
     pub kernel: crate::kernel::Kernel,
     /// Hazards found (empty unless the run observed them).
     pub hazards: Vec<super::Hazard>,
+    /// Readiness handed to two threads at once (when the run observed them).
+    pub shared_wakeups: Vec<super::SharedWakeup>,
     /// The decisions the run took, when it recorded or replayed them.
     pub decisions: Option<super::Decisions>,
 }
@@ -135,10 +137,10 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     }
     with_world(|w| w.current = None);
     let mut world = uninstall();
-    let hazards = world
+    let (hazards, shared_wakeups) = world
         .observer
         .take()
-        .map(|observer| observer.hazards)
+        .map(|observer| (observer.hazards, observer.shared_wakeups))
         .unwrap_or_default();
     let outcome = match (&outcome, first_panic(&world)) {
         (Outcome::Crash { .. }, _) | (_, None) => outcome,
@@ -154,6 +156,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         trace: world.trace,
         kernel: world.kernel,
         hazards,
+        shared_wakeups,
         decisions: world.decider.take().map(|decider| decider.taken),
     }
 }

@@ -21,7 +21,7 @@ mod world;
 
 pub use decisions::Decisions;
 pub use host::{run, Outcome, Report};
-pub use observe::Hazard;
+pub use observe::{Hazard, SharedWakeup};
 pub use seed::derive_seed;
 pub use strategy::Strategy;
 pub use trace::{events_name, Op, Record, Trace};

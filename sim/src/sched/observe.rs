@@ -28,6 +28,31 @@ pub struct Hazard {
     pub consumed_step: u64,
 }
 
+/// One readiness handed to two threads: an edge-triggered event for a socket given to `tid`
+/// while `other_tid` still held an undrained edge for the same file (epoll-semantics P6: a
+/// shared epoll instance without `EPOLLONESHOT` under Linux's per-arrival edges). Listeners
+/// are left out: two threads accepting from one queue is harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedWakeup {
+    /// The step of the `epoll_wait` that handed the second edge.
+    pub step: u64,
+    /// The thread that received it.
+    pub tid: u32,
+    /// The thread that still held the first one.
+    pub other_tid: u32,
+    /// The step of the `epoll_wait` that handed the first edge.
+    pub other_step: u64,
+    /// The epoll instance that reported the second edge.
+    pub epfd: i32,
+    /// The descriptor the registration was added under.
+    pub fd: i32,
+    /// The registration's token.
+    pub token: u64,
+}
+
+/// Shared wakeups kept per run; a flawed server can make thousands.
+const SHARED_WAKEUPS_MAX: usize = 16;
+
 /// An edge a thread received and has not yet drained.
 #[derive(Clone, Debug)]
 struct Consumed {
@@ -43,6 +68,7 @@ struct Consumed {
 pub(crate) struct Observer {
     consumed: Vec<Vec<Consumed>>,
     pub(crate) hazards: Vec<Hazard>,
+    pub(crate) shared_wakeups: Vec<SharedWakeup>,
 }
 
 impl Observer {
@@ -78,6 +104,7 @@ impl Observer {
                 // Level-triggered: the kernel reports it again; nothing can be lost.
                 continue;
             }
+            self.note_shared_wakeup(kernel, tid, step, epfd, item.fd, item.description, token);
             let consumed = self.of(tid);
             consumed.retain(|c| c.description != item.description);
             consumed.push(Consumed {
@@ -90,6 +117,45 @@ impl Observer {
         }
     }
 
+    /// Records a [`SharedWakeup`] if another thread still holds an edge for `description`.
+    #[allow(clippy::too_many_arguments)]
+    fn note_shared_wakeup(
+        &mut self,
+        kernel: &Kernel,
+        tid: u32,
+        step: u64,
+        epfd: i32,
+        fd: i32,
+        description: u64,
+        token: u64,
+    ) {
+        if self.shared_wakeups.len() >= SHARED_WAKEUPS_MAX {
+            return;
+        }
+        let held = self.consumed.iter().enumerate().find_map(|(other, edges)| {
+            let edge = edges.iter().find(|c| c.description == description)?;
+            (other as u32 != tid).then_some((other as u32, edge.step))
+        });
+        let Some((other_tid, other_step)) = held else {
+            return;
+        };
+        if kernel
+            .fd_info(fd)
+            .is_some_and(|info| info.kind == crate::kernel::FdKind::Listener)
+        {
+            return;
+        }
+        self.shared_wakeups.push(SharedWakeup {
+            step,
+            tid,
+            other_tid,
+            other_step,
+            epfd,
+            fd,
+            token,
+        });
+    }
+
     /// Thread `tid` read (or accepted) on `fd` and reached the end of what was there
     /// (`EAGAIN`, end of file, or an error): its edges on that descriptor are consumed.
     pub(crate) fn on_drained(&mut self, kernel: &Kernel, tid: u32, fd: i32) {
@@ -97,6 +163,22 @@ impl Observer {
             return;
         };
         self.of(tid).retain(|c| c.description != info.description);
+    }
+
+    /// Thread `tid` read data from `fd`. A read that left nothing behind consumed the edge as
+    /// surely as `EAGAIN` would have: whatever arrives later queues the item again under
+    /// either edge model (the rule that lets a stream reader stop at a short read, epoll(7)
+    /// Q9). Without this, bytes that arrived after such a read would count as left behind.
+    pub(crate) fn on_read(&mut self, kernel: &Kernel, tid: u32, fd: i32) {
+        if self.of(tid).is_empty() {
+            return;
+        }
+        if kernel
+            .fd_info(fd)
+            .is_some_and(|info| info.readable_bytes == 0)
+        {
+            self.on_drained(kernel, tid, fd);
+        }
     }
 
     /// Thread `tid` blocks in `epoll_wait` at `step`: every edge it holds whose file still

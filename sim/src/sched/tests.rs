@@ -1,6 +1,7 @@
 //! Scheduler tests: determinism from the seed, the strategies, and the blocking primitives.
 
 use super::{run, Decisions, Outcome, Strategy, WorldConfig};
+use crate::kernel::EdgeModel;
 use crate::sync::{Atomic, Mutex};
 use crate::sys;
 use std::cell::Cell;
@@ -261,6 +262,60 @@ fn an_undrained_edge_left_behind_is_a_hazard_at_the_step_it_happens() {
     let drained = run(observed, et_reader(usize::MAX));
     assert_eq!(drained.outcome, Outcome::Finished);
     assert!(drained.hazards.is_empty(), "{:?}", drained.hazards);
+}
+
+/// Two threads wait on one edge-triggered epoll instance without ONESHOT. A first arrival
+/// wakes one of them, which sleeps before it reads; a second arrival comes meanwhile.
+fn two_waiters_one_socket() {
+    let (a, b) = sys::socketpair().unwrap();
+    let epfd = sys::epoll_create().unwrap();
+    let interest = (libc::EPOLLIN | libc::EPOLLET) as u32;
+    sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, b, interest, 7).unwrap();
+    let waiter = move || {
+        let mut events = Vec::new();
+        let mut buf = [0u8; 64];
+        let timeout = Some(5_000_000);
+        if sys::epoll_wait(epfd, &mut events, 8, timeout) == Ok(1) {
+            sys::sleep(1_000_000);
+            while matches!(sys::read(b, &mut buf), Ok(n) if n > 0) {}
+        }
+    };
+    let first = sys::spawn("first", Box::new(waiter));
+    let second = sys::spawn("second", Box::new(waiter));
+    assert_eq!(sys::writev(a, &[&[1u8; 10]]), Ok(10));
+    sys::sleep(100_000);
+    assert_eq!(sys::writev(a, &[&[2u8; 10]]), Ok(10));
+    sys::join(first).unwrap();
+    sys::join(second).unwrap();
+}
+
+#[test]
+fn a_second_thread_woken_for_an_undrained_socket_is_a_shared_wakeup_under_linux_edges_only() {
+    let observed = |edge| WorldConfig {
+        observe: true,
+        kernel: crate::kernel::Config {
+            edge,
+            ..crate::kernel::Config::default()
+        },
+        ..config(3)
+    };
+    let linux = run(observed(EdgeModel::Linux), two_waiters_one_socket);
+    assert_eq!(linux.outcome, Outcome::Finished);
+    assert_eq!(linux.shared_wakeups.len(), 1, "{:?}", linux.shared_wakeups);
+    let wakeup = &linux.shared_wakeups[0];
+    assert_eq!(wakeup.token, 7);
+    assert_ne!(wakeup.tid, wakeup.other_tid);
+    assert!(wakeup.other_step < wakeup.step);
+    assert!(linux.hazards.is_empty(), "{:?}", linux.hazards);
+    // Under textbook edges the second arrival, on a socket that still holds the first, is no
+    // edge: only one thread wakes.
+    let strict = run(observed(EdgeModel::Strict), two_waiters_one_socket);
+    assert_eq!(strict.outcome, Outcome::Finished);
+    assert!(
+        strict.shared_wakeups.is_empty(),
+        "{:?}",
+        strict.shared_wakeups
+    );
 }
 
 #[test]

@@ -446,6 +446,14 @@ impl World {
         }
     }
 
+    /// Tells the observer (if any) that the current thread read data from `fd`.
+    pub(crate) fn observe_read(&mut self, fd: i32) {
+        if let Some(observer) = self.observer.as_mut() {
+            let tid = self.current.expect("a simulated thread is running");
+            observer.on_read(&self.kernel, tid, fd);
+        }
+    }
+
     pub(crate) fn new_mutex_id(&mut self) -> u64 {
         let id = self.next_mutex_id;
         self.next_mutex_id += 1;
