@@ -5,7 +5,7 @@
 use crate::netpoll::{EchoServer, NetpollConfig};
 use crate::os::{Os, OsJoin, OsMutex};
 use crate::scenario::{Pattern, Scenario};
-use crate::server::{EchoHandler, Server};
+use crate::server::{EchoHandler, Model, Server, SharedServer};
 use crate::workload::{run_client, ClientError, ClientPlan, ClientReport, Progress};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,11 +127,12 @@ pub fn drive<O: Os>(
     driven
 }
 
-/// The server under test: the reactor server, or the Go-style netpoll echo server when the
-/// scenario says `model = "netpoll"`.
+/// The server under test: the reactor server, the Go-style netpoll echo server when the
+/// scenario says `model = "netpoll"`, or the shared-epoll echo server.
 enum Running<O: Os> {
     Reactor(Server<O, EchoHandler>),
     Netpoll(EchoServer<O>),
+    Shared(SharedServer<O>),
 }
 
 impl<O: Os> Running<O> {
@@ -145,6 +146,10 @@ impl<O: Os> Running<O> {
             return EchoServer::start(os.clone(), config, addr)
                 .map(Running::Netpoll)
                 .map_err(|e| e.to_string());
+        }
+        if scenario.server.config.model == Model::SharedEpoll {
+            return SharedServer::start(os.clone(), &scenario.server.config, addr)
+                .map(Running::Shared);
         }
         Server::start(
             os.clone(),
@@ -160,6 +165,7 @@ impl<O: Os> Running<O> {
         match self {
             Running::Reactor(server) => server.local_addr(),
             Running::Netpoll(server) => server.local_addr(),
+            Running::Shared(server) => server.local_addr(),
         }
     }
 
@@ -167,6 +173,7 @@ impl<O: Os> Running<O> {
         match self {
             Running::Reactor(server) => server.stop(),
             Running::Netpoll(server) => server.stop(),
+            Running::Shared(server) => server.stop(),
         }
     }
 }

@@ -323,6 +323,25 @@ impl Checker<'_> {
                 None,
             ),
         };
+        // The shared-epoll server is a small echo server of its own: one flaw, no workers.
+        let shared = model == Model::SharedEpoll;
+        if let (Some(value), Some(flaw)) = (&raw.flaw, flaw) {
+            if shared != (flaw == Flaw::SharedNoOneshot) {
+                let why = if shared {
+                    "the only flaw of model = \"shared-epoll\" is \"shared-no-oneshot\""
+                } else {
+                    "applies only to model = \"shared-epoll\""
+                };
+                return Err(self.error(value.span(), "server.flaw", why.to_string()));
+            }
+        }
+        if let Some(value) = raw.workers.as_ref().filter(|w| shared && *w.get_ref() != 0) {
+            return Err(self.error(
+                value.span(),
+                "server.workers",
+                "model = \"shared-epoll\" has no worker pool".to_string(),
+            ));
+        }
         let idle_timeout = match &raw.idle_timeout_ms {
             Some(value) if !netpoll => {
                 return Err(self.error(

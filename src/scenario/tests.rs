@@ -201,3 +201,22 @@ fn job_ms_needs_a_worker_pool() {
         "bad.toml:4: key `server.job_ms`: 60001 is out of range (expected 0..=60000)",
     );
 }
+
+#[test]
+fn shared_epoll_has_one_flaw_and_no_workers() {
+    let text = "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nflaw = \"shared-no-oneshot\"\n";
+    let scenario = parse("ok.toml", text).expect("valid");
+    assert_eq!(scenario.server.config.model, Model::SharedEpoll);
+    check_error(
+        "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nflaw = \"read-once\"\n",
+        "bad.toml:4: key `server.flaw`: the only flaw of model = \"shared-epoll\" is \"shared-no-oneshot\"",
+    );
+    check_error(
+        "name = \"x\"\n[server]\nflaw = \"shared-no-oneshot\"\n",
+        "bad.toml:3: key `server.flaw`: applies only to model = \"shared-epoll\"",
+    );
+    check_error(
+        "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nworkers = 2\n",
+        "bad.toml:4: key `server.workers`: model = \"shared-epoll\" has no worker pool",
+    );
+}

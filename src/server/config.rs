@@ -20,6 +20,9 @@ pub enum Model {
     /// `reactors` symmetric loops, each with its own `SO_REUSEPORT` listener on the same
     /// address; the kernel spreads connections.
     ReusePort,
+    /// `reactors` threads wait on one epoll instance holding the listener and every
+    /// connection (an echo server of its own, [`SharedServer`](super::SharedServer)).
+    SharedEpoll,
 }
 
 /// How the main loop picks a sub-loop for a new connection.
@@ -97,6 +100,9 @@ pub enum Flaw {
     RdhupDropsTail,
     /// An event carrying only `ERR`/`HUP` is ignored instead of closing the connection.
     ErrorOnlyIgnored,
+    /// `shared-epoll` only: registrations are plain ET instead of ET one-shot, and a read
+    /// that finds nothing after an event is taken for a dead peer.
+    SharedNoOneshot,
 }
 
 /// Implements `name()`, `FromStr`, `Display` and the list of names for a plain enum.
@@ -144,6 +150,7 @@ named_enum!(
         (SingleReactor, "single-reactor"),
         (MultiReactor, "multi-reactor"),
         (ReusePort, "reuseport"),
+        (SharedEpoll, "shared-epoll"),
     ]
 );
 
@@ -189,6 +196,7 @@ named_enum!(
         (CloseWithDup, "close-with-dup"),
         (RdhupDropsTail, "rdhup-drops-tail"),
         (ErrorOnlyIgnored, "error-only-ignored"),
+        (SharedNoOneshot, "shared-no-oneshot"),
     ]
 );
 
@@ -317,14 +325,18 @@ impl ServerConfig {
     pub fn serving_loops(&self) -> usize {
         match self.model {
             Model::SingleReactor => 1,
-            Model::MultiReactor | Model::ReusePort => self.reactors,
+            Model::MultiReactor | Model::ReusePort | Model::SharedEpoll => self.reactors,
         }
     }
 
     /// Rejects a configuration that cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 9] = [
             (self.serving_loops() >= 1, "reactors must be at least 1"),
+            (
+                self.model != Model::SharedEpoll,
+                "model shared-epoll is its own server: start it with SharedServer::start",
+            ),
             (
                 self.read_buffer_bytes >= 1,
                 "read_buffer_bytes must be at least 1",

@@ -18,6 +18,8 @@
 //! - `mailbox.rs`, `waker.rs`: cross-thread tasks and the coalesced eventfd wakeup.
 //! - `balance.rs`: round-robin, least-connections, source-hash.
 //! - `worker.rs`: the optional worker pool.
+//! - `shared.rs`: the shared-epoll model, a separate small echo server ([`SharedServer`]):
+//!   several threads on one epoll instance.
 //!
 //! Nothing here names a backend, a std lock, a std atomic or a std thread: threads, locks,
 //! atomics and clocks come from the seam, because in the simulator every such access must
@@ -43,6 +45,7 @@ mod conn;
 mod handler;
 mod mailbox;
 mod reactor;
+mod shared;
 mod transfer;
 mod waker;
 mod worker;
@@ -60,6 +63,7 @@ use accept::Handoff;
 use balance::Balancer;
 use mailbox::{Mailbox, Task};
 use reactor::Reactor;
+pub use shared::SharedServer;
 use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -219,7 +223,7 @@ impl<O: Os, H: Handler> Server<O, H> {
             let listener = match cfg.model {
                 Model::SingleReactor => building.listeners[0].take(),
                 Model::ReusePort => building.listeners[idx].take(),
-                Model::MultiReactor => None,
+                Model::MultiReactor | Model::SharedEpoll => None,
             };
             let reactor = Reactor::new(
                 &os,

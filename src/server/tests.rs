@@ -31,17 +31,18 @@ impl OsAtomic for Count {
 
 #[test]
 fn every_flaw_name_round_trips_and_unknown_names_list_the_known_ones() {
-    assert_eq!(Flaw::ALL.len(), 16);
+    assert_eq!(Flaw::ALL.len(), 17);
     for flaw in Flaw::ALL {
         assert_eq!(flaw.name().parse::<Flaw>(), Ok(*flaw));
     }
     let error = "read-twice".parse::<Flaw>().unwrap_err();
     let message = error.to_string();
     assert!(message.starts_with("unknown flaw \"read-twice\"; known: read-once, accept-once"));
-    assert!(message.ends_with("error-only-ignored"));
+    assert!(message.ends_with("error-only-ignored, shared-no-oneshot"));
     assert_eq!("edge-oneshot".parse::<Trigger>(), Ok(Trigger::EdgeOneshot));
     assert_eq!("least-conn".parse::<Balance>(), Ok(Balance::LeastConn));
     assert_eq!("single-reactor".parse::<Model>(), Ok(Model::SingleReactor));
+    assert_eq!("shared-epoll".parse::<Model>(), Ok(Model::SharedEpoll));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The pitfall catalogue: every `scenarios/flaw-*.toml` fails within 200 seeds with the
 //! verdict it expects, the same scenario without its flaw passes, every flaw of the server has
-//! a scenario, and the one that only Linux's generous edges hide passes under them.
+//! a scenario, the one that only Linux's generous edges hide passes under them, and the one
+//! that only they expose passes under textbook edges.
 //!
 //! The numbers in docs/PITFALLS.md come from `scripts/catalogue-stats.sh`; the long soak of
 //! the correct server (`--seeds 0..5000` per scenario) runs here when `EDGESIM_SOAK=1`.
@@ -112,10 +113,9 @@ fn without_its_flaw_every_catalogue_scenario_passes() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The flaw that only the strict edge model shows: one write per EPOLLOUT event gets away
-/// with it on Linux, where every ACK queues another event, and stalls under textbook edges.
-#[test]
-fn out_once_passes_under_linux_edges_and_stalls_under_strict_ones() {
+/// The catalogue scenarios `linux_name` and `strict_name`, checked to be the same run apart
+/// from the edge model (and the name and the verdict).
+fn edge_model_pair(linux_name: &str, strict_name: &str) -> (Scenario, Scenario) {
     let scenarios = catalogue();
     let find = |name: &str| {
         scenarios
@@ -124,20 +124,51 @@ fn out_once_passes_under_linux_edges_and_stalls_under_strict_ones() {
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| panic!("scenario {name} exists"))
     };
-    let linux = find("flaw-out-once-linux");
-    let strict = find("flaw-out-once");
+    let linux = find(linux_name);
+    let strict = find(strict_name);
     assert_eq!(linux.sim.edge, sim::kernel::EdgeModel::Linux);
     assert_eq!(strict.sim.edge, sim::kernel::EdgeModel::Strict);
-    // Apart from the edge model (and the name and verdict) the two runs are the same.
     let mut same = strict.clone();
     same.sim.edge = linux.sim.edge;
     assert_eq!(same.server, linux.server);
     assert_eq!(same.clients, linux.clients);
     assert_eq!(same.sim, linux.sim);
+    (linux, strict)
+}
+
+/// The flaw that only the strict edge model shows: one write per EPOLLOUT event gets away
+/// with it on Linux, where every ACK queues another event, and stalls under textbook edges.
+#[test]
+fn out_once_passes_under_linux_edges_and_stalls_under_strict_ones() {
+    let (linux, strict) = edge_model_pair("flaw-out-once-linux", "flaw-out-once");
     assert_eq!(first_failure(&linux, 0..40), None);
     assert_eq!(
         first_failure(&strict, 0..SEEDS_TO_DETECTION_MAX).map(|(_, v)| v),
         Some(Verdict::Stall)
+    );
+}
+
+/// The flaw that only Linux's edges show: threads sharing one epoll instance without
+/// ONESHOT are woken twice for one socket when a chunk arrives while the first thread still
+/// handles the last; under textbook edges the second wakeup never comes.
+#[test]
+fn shared_no_oneshot_is_corrupt_under_linux_edges_and_passes_under_strict_ones() {
+    let (linux, strict) =
+        edge_model_pair("flaw-shared-no-oneshot", "flaw-shared-no-oneshot-strict");
+    assert_eq!(first_failure(&strict, 0..SEEDS_TO_DETECTION_MAX), None);
+    assert_eq!(
+        first_failure(&linux, 0..SEEDS_TO_DETECTION_MAX).map(|(_, v)| v),
+        Some(Verdict::Corrupt)
+    );
+    // The diagnosis names the cause, not only the client's symptom.
+    let failing = run_sim(&linux, linux.seed, true);
+    assert!(
+        failing
+            .diagnosis
+            .iter()
+            .any(|line| line.starts_with("two threads woke for one socket")),
+        "{:?}",
+        failing.diagnosis
     );
 }
 
@@ -152,19 +183,25 @@ fn soak_without_flaws() {
     let seeds: Vec<u64> = (0..SOAK_SEEDS).collect();
     let mut problems = Vec::new();
     for (path, scenario) in catalogue() {
-        let explored = explore(&without_flaw(&scenario), &seeds, 2, &|| {});
-        eprintln!(
-            "soak {} without its flaw: {}",
-            path.display(),
-            explored.summary()
-        );
-        if let Some((seed, verdict)) = explored.failures.first() {
-            problems.push(format!(
-                "{} without its flaw: {} failures, first {} at seed {seed}",
-                path.display(),
-                explored.failures.len(),
-                verdict.name()
-            ));
+        // A scenario that expects its flaw to pass (under the other edge model) soaks as
+        // it is, too.
+        let with_flaw = (scenario.expect == Verdict::Pass).then(|| scenario.clone());
+        let runs = [
+            ("without its flaw", Some(without_flaw(&scenario))),
+            ("as it is", with_flaw),
+        ];
+        for (what, run) in runs {
+            let Some(run) = run else { continue };
+            let explored = explore(&run, &seeds, 2, &|| {});
+            eprintln!("soak {} {what}: {}", path.display(), explored.summary());
+            if let Some((seed, verdict)) = explored.failures.first() {
+                problems.push(format!(
+                    "{} {what}: {} failures, first {} at seed {seed}",
+                    path.display(),
+                    explored.failures.len(),
+                    verdict.name()
+                ));
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
