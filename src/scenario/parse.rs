@@ -428,8 +428,23 @@ impl Checker<'_> {
             netpoll,
             netpoll_flaw,
             idle_timeout,
-            handler: self.named(&raw.handler, "server.handler", HandlerKind::Echo)?,
+            handler: self.handler(raw)?,
         })
+    }
+
+    /// The request handler. The scenario clients check an echo, byte by byte, so a
+    /// scenario that names another handler is refused rather than quietly run as echo.
+    fn handler(&self, raw: &RawServer) -> Result<HandlerKind, ScenarioError> {
+        let handler = self.named(&raw.handler, "server.handler", HandlerKind::Echo)?;
+        match (&raw.handler, handler) {
+            (Some(value), HandlerKind::Frame) => Err(self.error(
+                value.span(),
+                "server.handler",
+                "scenario clients check an echo; \"frame\" is served by `edgesim serve --handler frame`"
+                    .to_string(),
+            )),
+            _ => Ok(handler),
+        }
     }
 
     fn clients(&self, raw: &RawClients) -> Result<ClientSpec, ScenarioError> {

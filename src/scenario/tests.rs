@@ -2,7 +2,7 @@
 
 use super::parse::parse;
 use super::{Pattern, Verdict};
-use crate::server::{Flaw, Model, Trigger};
+use crate::server::{Flaw, HandlerKind, Model, Trigger};
 
 /// Parses `text` as `bad.toml` and checks the whole error line.
 #[track_caller]
@@ -218,5 +218,18 @@ fn shared_epoll_has_one_flaw_and_no_workers() {
     check_error(
         "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nworkers = 2\n",
         "bad.toml:4: key `server.workers`: model = \"shared-epoll\" has no worker pool",
+    );
+}
+
+#[test]
+fn a_handler_the_clients_cannot_check_is_refused() {
+    let text = "name = \"x\"\n[server]\nhandler = \"echo\"\n";
+    assert_eq!(
+        parse("ok.toml", text).expect("valid").server.handler,
+        HandlerKind::Echo
+    );
+    check_error(
+        "name = \"x\"\n[server]\nhandler = \"frame\"\n",
+        "bad.toml:3: key `server.handler`: scenario clients check an echo; \"frame\" is served by `edgesim serve --handler frame`",
     );
 }
