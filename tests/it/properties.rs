@@ -43,7 +43,8 @@ impl Workload {
              size = \"1..{}\"\npattern = \"{}\"\n[sim]\nedge = \"{}\"\nmax_steps = 2000000\n{faults}",
             self.model,
             self.reactors,
-            self.workers,
+            // The shared-epoll server has no worker pool.
+            if self.model == "shared-epoll" { 0 } else { self.workers },
             self.trigger,
             self.read_buffer_bytes,
             self.clients,
@@ -69,7 +70,15 @@ impl Arbitrary for Workload {
     fn arbitrary(g: &mut Gen) -> Workload {
         Workload {
             seed: u64::arbitrary(g),
-            model: pick(g, &["single-reactor", "multi-reactor", "reuseport"]),
+            model: pick(
+                g,
+                &[
+                    "single-reactor",
+                    "multi-reactor",
+                    "reuseport",
+                    "shared-epoll",
+                ],
+            ),
             reactors: 1 + u8::arbitrary(g) % 3,
             workers: pick(g, &[0, 0, 1, 2]),
             trigger: pick(g, &["level", "edge", "edge-oneshot"]),
