@@ -83,16 +83,30 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         w.next = Some(0);
     });
     let mut coroutines: Vec<Option<Thread>> = Vec::new();
+    // Threads spawned since the last turn; swapped with the world's list, so that neither
+    // side allocates once both have grown.
+    let mut pending: Vec<(u32, Box<dyn FnOnce()>)> = Vec::new();
     let outcome = loop {
-        if let Some(outcome) = with_world(|w| w.stop.take()) {
-            break outcome;
-        }
-        let next = with_world(|w| {
-            let pending: Vec<(u32, Box<dyn FnOnce()>)> = w.pending_spawn.drain(..).collect();
-            (w.next.take().or_else(|| w.pick_next()), pending)
+        // One visit to the thread-local per turn: the stop flag, the spawned threads, the
+        // next thread, and marking it current are read and written together.
+        let turn = with_world(|w| {
+            if let Some(outcome) = w.stop.take() {
+                return Err(outcome);
+            }
+            if !w.pending_spawn.is_empty() {
+                std::mem::swap(&mut w.pending_spawn, &mut pending);
+            }
+            let next = w.next.take().or_else(|| w.pick_next());
+            if next.is_some() {
+                w.current = next;
+            }
+            Ok(next)
         });
-        let (next, pending) = next;
-        for (tid, body) in pending {
+        let next = match turn {
+            Ok(next) => next,
+            Err(outcome) => break outcome,
+        };
+        for (tid, body) in pending.drain(..) {
             debug_assert_eq!(tid as usize, coroutines.len());
             coroutines.push(Some(new_thread(tid, body)));
         }
@@ -102,7 +116,6 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
             }
             break Outcome::Deadlock;
         };
-        with_world(|w| w.current = Some(tid));
         let coroutine = coroutines[tid as usize]
             .as_mut()
             .expect("a runnable thread has a coroutine");
