@@ -236,6 +236,29 @@ fn stream_source(bytes: &[u8]) -> Option<(u32, u64)> {
     })
 }
 
+/// Fills `out` with the bytes client `id` sends from stream offset `start` on.
+fn fill_expected(id: u32, start: u64, out: &mut [u8]) {
+    for (offset, byte) in (start..).zip(out.iter_mut()) {
+        *byte = expected_byte(id, offset);
+    }
+}
+
+/// The index of the first byte of `bytes` that differs from what client `id` sent at stream
+/// offset `start` and on, if any. The common case, an intact echo, is checked without an
+/// early exit (a fold of differences), which the compiler turns into a tight loop; only a
+/// failed check walks the bytes again to find the first difference.
+fn first_unexpected(id: u32, start: u64, bytes: &[u8]) -> Option<usize> {
+    let differences = (start..).zip(bytes).fold(0u8, |acc, (offset, &got)| {
+        acc | (got ^ expected_byte(id, offset))
+    });
+    if differences == 0 {
+        return None;
+    }
+    (start..)
+        .zip(bytes)
+        .position(|(offset, &got)| got != expected_byte(id, offset))
+}
+
 /// Attempts of a client call that fails with `EMFILE` before the error is reported.
 const EMFILE_RETRIES_MAX: u32 = 1_000;
 
@@ -400,8 +423,12 @@ impl<'a, O: Os> Conn<'a, O> {
         let mut write_blocked = false;
         let mut out_registered = true;
         let mut shut = false;
+        // Messages echoed in full; `received` only grows, so the count only moves forward.
+        let mut completed = 0;
         loop {
-            let completed = ends.partition_point(|&end| end <= self.received);
+            while completed < ends.len() && ends[completed] <= self.received {
+                completed += 1;
+            }
             let window_end = completed.saturating_add(self.plan.depth).min(ends.len());
             let send_limit = if window_end == 0 {
                 0
@@ -417,9 +444,7 @@ impl<'a, O: Os> Conn<'a, O> {
                     limit = limit.min(at.max(self.sent + 1));
                 }
                 let n = ((limit - self.sent) as usize).min(WRITE_CHUNK_BYTES);
-                for (i, byte) in self.buf[..n].iter_mut().enumerate() {
-                    *byte = expected_byte(self.plan.id, self.base + self.sent + i as u64);
-                }
+                fill_expected(self.plan.id, self.base + self.sent, &mut self.buf[..n]);
                 match self.os.write(self.fd, &self.buf[..n]) {
                     Ok(written) => self.sent += written as u64,
                     Err(Errno::EAGAIN) => write_blocked = true,
@@ -475,17 +500,15 @@ impl<'a, O: Os> Conn<'a, O> {
             match self.os.read(self.fd, &mut self.buf[..chunk]) {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
-                    for (i, &got) in self.buf[..n].iter().enumerate() {
-                        let offset = self.base + self.received + i as u64;
-                        let expected = expected_byte(self.plan.id, offset);
-                        if got != expected {
-                            return Err(ClientError::Corrupt {
-                                offset,
-                                expected,
-                                got,
-                                source: stream_source(&self.buf[i..n]),
-                            });
-                        }
+                    let start = self.base + self.received;
+                    if let Some(i) = first_unexpected(self.plan.id, start, &self.buf[..n]) {
+                        let offset = start + i as u64;
+                        return Err(ClientError::Corrupt {
+                            offset,
+                            expected: expected_byte(self.plan.id, offset),
+                            got: self.buf[i],
+                            source: stream_source(&self.buf[i..n]),
+                        });
                     }
                     if self.received + n as u64 > self.sent {
                         // More came back than was sent: a duplicate the byte check missed.
