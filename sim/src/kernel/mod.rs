@@ -43,7 +43,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -55,7 +55,7 @@ pub use introspect::{EpollItemInfo, FdInfo, FdKind, SockFlags};
 use epoll::Ep;
 use fdtable::File;
 use listener::{Listener, PortGroup};
-use net::Segment;
+use net::InFlight;
 use pipe::Pipe;
 use stream::Sock;
 
@@ -210,8 +210,10 @@ pub struct Kernel {
     free_eps: Vec<u32>,
     /// Threads woken by epoll since the last `take_woken`, in wakeup order.
     woken: Vec<u32>,
-    /// Segments in flight, keyed by (delivery time, send order): delivery order.
-    net: BTreeMap<(u64, u64), Segment>,
+    /// Segments in flight; the heap's top is the next to deliver (earliest delivery time,
+    /// then send order). Only the earliest is ever looked at, so a heap serves where a
+    /// sorted map would rebalance on every send and delivery.
+    net: BinaryHeap<InFlight>,
     /// Send order of the next segment.
     segment_serial_next: u64,
     /// Payload buffers of delivered segments, reused for the next ones.
@@ -267,7 +269,7 @@ impl Kernel {
             eps: Vec::new(),
             free_eps: Vec::new(),
             woken: Vec::new(),
-            net: BTreeMap::new(),
+            net: BinaryHeap::new(),
             segment_serial_next: 0,
             buffer_pool: Vec::new(),
             scratch_ready: VecDeque::new(),
@@ -417,7 +419,7 @@ impl Kernel {
     }
     /// The virtual time (ns) of the next in-flight delivery or kernel timer, if any.
     pub fn next_timer_ns(&self) -> Option<u64> {
-        self.net.keys().next().map(|&(due_ns, _)| due_ns)
+        self.net.peek().map(|in_flight| in_flight.due_ns)
     }
     /// Ends the fault phase: every fault probability becomes zero (called by the scheduler
     /// when the run heals).

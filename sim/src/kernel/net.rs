@@ -8,6 +8,7 @@
 //! Every draw comes from the kernel's ChaCha8 stream. A fault whose probability is zero
 //! draws nothing, so that conformance runs do not depend on the stream.
 
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use rand_core::Rng;
@@ -36,6 +37,42 @@ pub(super) struct Segment {
     pub(super) to: SockRef,
     pub(super) payload: Payload,
 }
+
+/// A segment on the wire, with the key that orders deliveries: due time, then send order
+/// (`serial`, unique per kernel, so no two keys are equal).
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) due_ns: u64,
+    serial: u64,
+    segment: Segment,
+}
+
+impl InFlight {
+    fn key(&self) -> (u64, u64) {
+        (self.due_ns, self.serial)
+    }
+}
+
+/// Reversed, so that `BinaryHeap`, a max-heap, has the earliest key on top.
+impl Ord for InFlight {
+    fn cmp(&self, other: &InFlight) -> Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &InFlight) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &InFlight) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for InFlight {}
 
 impl Kernel {
     /// Whether a fault of probability `p` fires; draws only when `p > 0`.
@@ -106,16 +143,18 @@ impl Kernel {
             due_ns = due_ns.max(sock.last_due_ns);
             sock.last_due_ns = due_ns;
         }
-        let serial = self.segment_serial_next;
-        self.segment_serial_next += 1;
-        self.net.insert((due_ns, serial), segment);
+        self.schedule(due_ns, segment);
     }
 
     /// Queues `segment` for delivery at `due_ns` exactly (a kernel timer).
     pub(super) fn schedule(&mut self, due_ns: u64, segment: Segment) {
         let serial = self.segment_serial_next;
         self.segment_serial_next += 1;
-        self.net.insert((due_ns, serial), segment);
+        self.net.push(InFlight {
+            due_ns,
+            serial,
+            segment,
+        });
     }
 
     /// Delivers every segment due by `now_ns`, in (due time, send order) order.
@@ -123,11 +162,12 @@ impl Kernel {
         if now_ns > self.now_ns {
             self.now_ns = now_ns;
         }
-        while let Some(entry) = self.net.first_entry() {
-            if entry.key().0 > self.now_ns {
-                break;
-            }
-            let segment = entry.remove();
+        while self
+            .net
+            .peek()
+            .is_some_and(|next| next.due_ns <= self.now_ns)
+        {
+            let segment = self.net.pop().expect("a segment is due").segment;
             self.deliver(segment);
         }
     }
