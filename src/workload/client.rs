@@ -7,6 +7,7 @@
 use super::plan::{expected_byte, ClientPlan};
 use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, Shutdown, Token};
 use crate::scenario::Pattern;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -108,6 +109,9 @@ pub const LINGER: Duration = Duration::from_millis(100);
 const WRITE_CHUNK_BYTES: usize = 16 * 1024;
 /// Events per `epoll_wait`.
 const EVENTS_MAX: usize = 4;
+/// Sent bytes a connection keeps to compare their echo with; beyond that (deep pipelines,
+/// bursts) the rest is checked against [`expected_byte`] directly.
+const UNECHOED_KEPT_MAX: usize = WRITE_CHUNK_BYTES;
 
 /// Bytes received by every client of a run, and when the last ones came: the checkers tell
 /// a stall or a busy loop from slow progress with it.
@@ -259,6 +263,14 @@ fn first_unexpected(id: u32, start: u64, bytes: &[u8]) -> Option<usize> {
         .position(|(offset, &got)| got != expected_byte(id, offset))
 }
 
+/// Whether `queue` begins with `bytes` (`queue` holding at least as many).
+fn starts_with(queue: &VecDeque<u8>, bytes: &[u8]) -> bool {
+    let (front, back) = queue.as_slices();
+    let from_front = front.len().min(bytes.len());
+    front[..from_front] == bytes[..from_front]
+        && back[..bytes.len() - from_front] == bytes[from_front..]
+}
+
 /// Attempts of a client call that fails with `EMFILE` before the error is reported.
 const EMFILE_RETRIES_MAX: u32 = 1_000;
 
@@ -291,6 +303,10 @@ struct Conn<'a, O: Os> {
     stall_after: Option<Duration>,
     events: Vec<EpollEvent>,
     buf: Vec<u8>,
+    /// The bytes sent and not yet echoed, from offset `received` on (a prefix of them when
+    /// they outgrew [`UNECHOED_KEPT_MAX`]): the echo is compared with them, so that a byte's
+    /// expected value is computed once, when it is sent, instead of twice.
+    unechoed: VecDeque<u8>,
     /// Set once `reset` closed the socket, so `close` does not close it again.
     fd_closed: bool,
 }
@@ -326,6 +342,7 @@ impl<'a, O: Os> Conn<'a, O> {
             stall_after,
             events: Vec::with_capacity(EVENTS_MAX),
             buf: vec![0; WRITE_CHUNK_BYTES.max(plan.read_chunk_bytes)],
+            unechoed: VecDeque::new(),
             fd_closed: false,
         };
         let interest = Events::IN | Events::OUT | Events::RDHUP;
@@ -446,7 +463,15 @@ impl<'a, O: Os> Conn<'a, O> {
                 let n = ((limit - self.sent) as usize).min(WRITE_CHUNK_BYTES);
                 fill_expected(self.plan.id, self.base + self.sent, &mut self.buf[..n]);
                 match self.os.write(self.fd, &self.buf[..n]) {
-                    Ok(written) => self.sent += written as u64,
+                    Ok(written) => {
+                        let kept_to = self.received + self.unechoed.len() as u64;
+                        if kept_to == self.sent
+                            && self.unechoed.len() + written <= UNECHOED_KEPT_MAX
+                        {
+                            self.unechoed.extend(&self.buf[..written]);
+                        }
+                        self.sent += written as u64;
+                    }
                     Err(Errno::EAGAIN) => write_blocked = true,
                     Err(Errno::EINTR) => {}
                     Err(e) => return Err(self.io("write", e)),
@@ -501,7 +526,18 @@ impl<'a, O: Os> Conn<'a, O> {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
                     let start = self.base + self.received;
-                    if let Some(i) = first_unexpected(self.plan.id, start, &self.buf[..n]) {
+                    // The kept bytes are the expected ones, so a difference anywhere is found
+                    // again, and located, by the full check that runs only then.
+                    let kept = self.unechoed.len().min(n);
+                    let intact = starts_with(&self.unechoed, &self.buf[..kept])
+                        && first_unexpected(self.plan.id, start + kept as u64, &self.buf[kept..n])
+                            .is_none();
+                    let first_bad = if intact {
+                        None
+                    } else {
+                        first_unexpected(self.plan.id, start, &self.buf[..n])
+                    };
+                    if let Some(i) = first_bad {
                         let offset = start + i as u64;
                         return Err(ClientError::Corrupt {
                             offset,
@@ -519,6 +555,7 @@ impl<'a, O: Os> Conn<'a, O> {
                             source: None,
                         });
                     }
+                    self.unechoed.drain(..kept);
                     self.received += n as u64;
                     progress.record(n as u64, self.os.now());
                     if self.plan.pattern == Pattern::SlowReader {
