@@ -5,7 +5,7 @@
 use crate::netpoll::{EchoServer, NetpollConfig};
 use crate::os::{Os, OsJoin, OsMutex};
 use crate::scenario::{Pattern, Scenario};
-use crate::server::{EchoHandler, Model, Server, SharedServer};
+use crate::server::{EchoHandler, FrameHandler, HandlerKind, Model, Server, SharedServer};
 use crate::workload::{run_client, ClientError, ClientPlan, ClientReport, Progress};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,7 +88,8 @@ pub fn drive<O: Os>(
     let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
         .map(|id| {
             let mut plan = ClientPlan::new(&scenario.clients, id, addr, seed);
-            expected_bytes += plan.total_bytes() as u64;
+            plan.frames = scenario.server.handler == HandlerKind::Frame;
+            expected_bytes += plan.reply_bytes() as u64;
             plan.retry_on_reset = scenario.injects_resets();
             let (os2, results, progress) =
                 (os.clone(), Arc::clone(&results), Arc::clone(&progress));
@@ -131,6 +132,7 @@ pub fn drive<O: Os>(
 /// scenario says `model = "netpoll"`, or the shared-epoll echo server.
 enum Running<O: Os> {
     Reactor(Server<O, EchoHandler>),
+    Frame(Server<O, FrameHandler>),
     Netpoll(EchoServer<O>),
     Shared(SharedServer<O>),
 }
@@ -151,19 +153,22 @@ impl<O: Os> Running<O> {
             return SharedServer::start(os.clone(), &scenario.server.config, addr)
                 .map(Running::Shared);
         }
-        Server::start(
-            os.clone(),
-            scenario.server.config.clone(),
-            EchoHandler,
-            addr,
-        )
-        .map(Running::Reactor)
-        .map_err(|e| e.to_string())
+        let config = scenario.server.config.clone();
+        let started = match scenario.server.handler {
+            HandlerKind::Echo => {
+                Server::start(os.clone(), config, EchoHandler, addr).map(Running::Reactor)
+            }
+            HandlerKind::Frame => {
+                Server::start(os.clone(), config, FrameHandler, addr).map(Running::Frame)
+            }
+        };
+        started.map_err(|e| e.to_string())
     }
 
     fn local_addr(&self) -> SocketAddr {
         match self {
             Running::Reactor(server) => server.local_addr(),
+            Running::Frame(server) => server.local_addr(),
             Running::Netpoll(server) => server.local_addr(),
             Running::Shared(server) => server.local_addr(),
         }
@@ -172,6 +177,7 @@ impl<O: Os> Running<O> {
     fn stop(self) -> Result<(), String> {
         match self {
             Running::Reactor(server) => server.stop(),
+            Running::Frame(server) => server.stop(),
             Running::Netpoll(server) => server.stop(),
             Running::Shared(server) => server.stop(),
         }

@@ -428,20 +428,20 @@ impl Checker<'_> {
             netpoll,
             netpoll_flaw,
             idle_timeout,
-            handler: self.handler(raw)?,
+            handler: self.handler(raw, netpoll || shared)?,
         })
     }
 
-    /// The request handler. The scenario clients check an echo, byte by byte, so a
-    /// scenario that names another handler is refused rather than quietly run as echo.
-    fn handler(&self, raw: &RawServer) -> Result<HandlerKind, ScenarioError> {
+    /// The request handler. Only the reactor server has a choice: the netpoll and
+    /// shared-epoll servers are echo servers, so another handler there is refused rather
+    /// than quietly run as echo.
+    fn handler(&self, raw: &RawServer, echo_only: bool) -> Result<HandlerKind, ScenarioError> {
         let handler = self.named(&raw.handler, "server.handler", HandlerKind::Echo)?;
         match (&raw.handler, handler) {
-            (Some(value), HandlerKind::Frame) => Err(self.error(
+            (Some(value), HandlerKind::Frame) if echo_only => Err(self.error(
                 value.span(),
                 "server.handler",
-                "scenario clients check an echo; \"frame\" is served by `edgesim serve --handler frame`"
-                    .to_string(),
+                "the netpoll and shared-epoll servers only echo".to_string(),
             )),
             _ => Ok(handler),
         }

@@ -222,14 +222,18 @@ fn shared_epoll_has_one_flaw_and_no_workers() {
 }
 
 #[test]
-fn a_handler_the_clients_cannot_check_is_refused() {
-    let text = "name = \"x\"\n[server]\nhandler = \"echo\"\n";
+fn the_frame_handler_is_for_the_reactor_server_only() {
+    let text = "name = \"x\"\n[server]\nhandler = \"frame\"\n";
     assert_eq!(
         parse("ok.toml", text).expect("valid").server.handler,
-        HandlerKind::Echo
+        HandlerKind::Frame
     );
     check_error(
-        "name = \"x\"\n[server]\nhandler = \"frame\"\n",
-        "bad.toml:3: key `server.handler`: scenario clients check an echo; \"frame\" is served by `edgesim serve --handler frame`",
+        "name = \"x\"\n[server]\nmodel = \"netpoll\"\nhandler = \"frame\"\n",
+        "bad.toml:4: key `server.handler`: the netpoll and shared-epoll servers only echo",
+    );
+    check_error(
+        "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nhandler = \"frame\"\n",
+        "bad.toml:4: key `server.handler`: the netpoll and shared-epoll servers only echo",
     );
 }

@@ -4,9 +4,10 @@
 //! The client is deliberately simple and level-triggered: it is the yardstick, not the
 //! thing under test, so it must not have readiness bugs of its own.
 
-use super::plan::{expected_byte, ClientPlan};
+use super::plan::{expected_byte, ClientPlan, FRAME_PREFIX_BYTES, FRAME_REPLY_BYTES};
 use crate::os::{CtlOp, EpollEvent, Errno, Events, Fd, Os, Shutdown, Token};
 use crate::scenario::Pattern;
+use crate::server::{fnv1a, FNV_OFFSET};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +48,15 @@ pub enum ClientError {
         /// client's id means another connection's data crossed over; this client's own id
         /// means its bytes came back out of order or twice.
         source: Option<(u32, u64)>,
+    },
+    /// A byte of the frame replies differs from the one the request called for.
+    BadReply {
+        /// The reply stream offset.
+        offset: u64,
+        /// The byte expected there (0 past the last reply, where nothing was expected).
+        expected: u8,
+        /// The byte that came.
+        got: u8,
     },
     /// The server closed the connection before echoing everything.
     UnexpectedEof {
@@ -90,6 +100,14 @@ impl fmt::Display for ClientError {
                     None => Ok(()),
                 }
             }
+            ClientError::BadReply {
+                offset,
+                expected,
+                got,
+            } => write!(
+                f,
+                "byte {offset} of the frame replies is {got:#04x}, {expected:#04x} was expected"
+            ),
             ClientError::UnexpectedEof { received, expected } => {
                 write!(f, "end of file after {received} of {expected} bytes")
             }
@@ -173,7 +191,7 @@ pub fn run_client<O: Os>(
             attempt += 1;
             let result = Conn::open(os, plan, offset, stall_after).and_then(|mut conn| {
                 report.connections += 1;
-                let result = conn.exchange(sizes, total, progress);
+                let result = conn.exchange(sizes, progress);
                 if result.is_ok() && plan.pattern == Pattern::Linger {
                     // Silent but connected: the server has nothing to do for a while, and a
                     // correct one sleeps through it.
@@ -291,6 +309,115 @@ fn retry_emfile<O: Os, T>(os: &O, mut call: impl FnMut() -> Result<T, Errno>) ->
     }
 }
 
+/// The two byte streams of one batch: where each message ends on the way out and where
+/// its reply ends on the way back. An echo's reply is its request; a frame's request is the
+/// body behind a length prefix, and its reply is [`FRAME_REPLY_BYTES`] bytes computed here.
+struct Wire {
+    /// Request stream offset (from the connection's first byte) at which message i ends.
+    send_ends: Vec<u64>,
+    /// `None` for an echo.
+    frames: Option<Frames>,
+}
+
+/// What the frame protocol adds to a batch.
+struct Frames {
+    /// Each message's body length.
+    sizes: Vec<u32>,
+    /// Where each body starts in the client's byte numbering (the one [`expected_byte`]
+    /// takes, shared with the echo), so frames and echoes send the same body bytes.
+    body_starts: Vec<u64>,
+    /// Every reply byte of the batch, in order.
+    replies: Vec<u8>,
+}
+
+impl Wire {
+    /// The streams of `sizes`, sent by client `id` with its bodies numbered from `base`.
+    fn new(id: u32, base: u64, sizes: &[usize], frames: bool) -> Wire {
+        let prefix = if frames { FRAME_PREFIX_BYTES as u64 } else { 0 };
+        let send_ends = sizes
+            .iter()
+            .scan(0u64, |acc, &s| {
+                *acc += prefix + s as u64;
+                Some(*acc)
+            })
+            .collect();
+        let frames = frames.then(|| {
+            let body_starts: Vec<u64> = sizes
+                .iter()
+                .scan(base, |acc, &s| {
+                    let start = *acc;
+                    *acc += s as u64;
+                    Some(start)
+                })
+                .collect();
+            let mut replies = Vec::with_capacity(sizes.len() * FRAME_REPLY_BYTES);
+            let mut body = [0u8; 4096];
+            for (&size, &start) in sizes.iter().zip(&body_starts) {
+                let mut hash = FNV_OFFSET;
+                let mut at = 0usize;
+                while at < size {
+                    let n = (size - at).min(body.len());
+                    fill_expected(id, start + at as u64, &mut body[..n]);
+                    hash = fnv1a(hash, &body[..n]);
+                    at += n;
+                }
+                replies.extend_from_slice(&12u32.to_be_bytes());
+                replies.extend_from_slice(&(size as u32).to_be_bytes());
+                replies.extend_from_slice(&hash.to_be_bytes());
+            }
+            Frames {
+                sizes: sizes.iter().map(|&s| s as u32).collect(),
+                body_starts,
+                replies,
+            }
+        });
+        Wire { send_ends, frames }
+    }
+
+    /// Request bytes of the whole batch.
+    fn send_total(&self) -> u64 {
+        self.send_ends.last().copied().unwrap_or(0)
+    }
+
+    /// Reply bytes of the whole batch.
+    fn reply_total(&self) -> u64 {
+        match &self.frames {
+            Some(frames) => frames.replies.len() as u64,
+            None => self.send_total(),
+        }
+    }
+
+    /// Reply stream offset at which message `i`'s reply ends.
+    fn reply_end(&self, i: usize) -> u64 {
+        match &self.frames {
+            Some(_) => ((i + 1) * FRAME_REPLY_BYTES) as u64,
+            None => self.send_ends[i],
+        }
+    }
+
+    /// Fills `out` with the frame requests from request offset `start` on.
+    fn fill_frames(&self, frames: &Frames, id: u32, start: u64, out: &mut [u8]) {
+        let mut message = self.send_ends.partition_point(|&end| end <= start);
+        for (offset, byte) in (start..).zip(out.iter_mut()) {
+            while self.send_ends[message] <= offset {
+                message += 1;
+            }
+            let size = frames.sizes[message];
+            let request_start =
+                self.send_ends[message] - FRAME_PREFIX_BYTES as u64 - u64::from(size);
+            let at = offset - request_start;
+            *byte = if at < FRAME_PREFIX_BYTES as u64 {
+                size.to_be_bytes()[at as usize]
+            } else {
+                expected_byte(
+                    id,
+                    frames.body_starts[message] + at - FRAME_PREFIX_BYTES as u64,
+                )
+            };
+        }
+    }
+}
+
 struct Conn<'a, O: Os> {
     os: &'a O,
     plan: &'a ClientPlan,
@@ -391,7 +518,7 @@ impl<'a, O: Os> Conn<'a, O> {
                 Ok(0) => {
                     return Err(ClientError::Stalled {
                         received: self.received,
-                        expected: self.plan.total_bytes() as u64,
+                        expected: self.plan.reply_bytes() as u64,
                     })
                 }
                 Ok(_) => {
@@ -417,40 +544,35 @@ impl<'a, O: Os> Conn<'a, O> {
             .map_err(|e| self.io("epoll_ctl", e))
     }
 
-    /// Sends `sizes` and checks their echo; returns (sent, received).
+    /// Sends `sizes` and checks their echo (or their frame replies); returns (sent,
+    /// received).
     fn exchange(
         &mut self,
         sizes: &[usize],
-        total: u64,
         progress: &Progress,
     ) -> Result<(u64, u64), ClientError> {
+        let wire = Wire::new(self.plan.id, self.base, sizes, self.plan.frames);
+        let (total, reply_total) = (wire.send_total(), wire.reply_total());
         let half_close = self.plan.pattern == Pattern::HalfClose;
         // Both end with the server's end of file: after the shutdown, or after the server's
         // idle deadline closed the silent connection.
         let wait_eof = half_close || self.plan.pattern == Pattern::Idle;
         let reset_at = (self.plan.pattern == Pattern::Reset).then_some(total / 2);
-        // Prefix sums: the stream offset at which message i ends.
-        let ends: Vec<u64> = sizes
-            .iter()
-            .scan(0u64, |acc, &s| {
-                *acc += s as u64;
-                Some(*acc)
-            })
-            .collect();
         let mut write_blocked = false;
         let mut out_registered = true;
         let mut shut = false;
         // Messages echoed in full; `received` only grows, so the count only moves forward.
         let mut completed = 0;
         loop {
-            while completed < ends.len() && ends[completed] <= self.received {
+            let messages = wire.send_ends.len();
+            while completed < messages && wire.reply_end(completed) <= self.received {
                 completed += 1;
             }
-            let window_end = completed.saturating_add(self.plan.depth).min(ends.len());
+            let window_end = completed.saturating_add(self.plan.depth).min(messages);
             let send_limit = if window_end == 0 {
                 0
             } else {
-                ends[window_end - 1]
+                wire.send_ends[window_end - 1]
             };
             while self.sent < send_limit && !write_blocked {
                 if reset_at.is_some_and(|at| self.sent >= at) {
@@ -461,11 +583,17 @@ impl<'a, O: Os> Conn<'a, O> {
                     limit = limit.min(at.max(self.sent + 1));
                 }
                 let n = ((limit - self.sent) as usize).min(WRITE_CHUNK_BYTES);
-                fill_expected(self.plan.id, self.base + self.sent, &mut self.buf[..n]);
+                match &wire.frames {
+                    None => fill_expected(self.plan.id, self.base + self.sent, &mut self.buf[..n]),
+                    Some(frames) => {
+                        wire.fill_frames(frames, self.plan.id, self.sent, &mut self.buf[..n])
+                    }
+                }
                 match self.os.write(self.fd, &self.buf[..n]) {
                     Ok(written) => {
                         let kept_to = self.received + self.unechoed.len() as u64;
-                        if kept_to == self.sent
+                        if wire.frames.is_none()
+                            && kept_to == self.sent
                             && self.unechoed.len() + written <= UNECHOED_KEPT_MAX
                         {
                             self.unechoed.extend(&self.buf[..written]);
@@ -487,17 +615,17 @@ impl<'a, O: Os> Conn<'a, O> {
                 shut = true;
             }
             let received_before = self.received;
-            let eof = self.read_available(progress)?;
+            let eof = self.read_available(&wire, progress)?;
             if eof {
-                if wait_eof && self.received == total {
+                if wait_eof && self.received == reply_total {
                     return Ok((self.sent, self.received));
                 }
                 return Err(ClientError::UnexpectedEof {
                     received: self.received,
-                    expected: total,
+                    expected: reply_total,
                 });
             }
-            if self.received == total && !wait_eof {
+            if self.received == reply_total && !wait_eof {
                 return Ok((self.sent, self.received));
             }
             if self.received != received_before && self.sent < total {
@@ -519,11 +647,20 @@ impl<'a, O: Os> Conn<'a, O> {
 
     /// Reads until EAGAIN (a slow reader: one small read); checks every byte. Returns whether
     /// the server closed its side.
-    fn read_available(&mut self, progress: &Progress) -> Result<bool, ClientError> {
+    fn read_available(&mut self, wire: &Wire, progress: &Progress) -> Result<bool, ClientError> {
         let chunk = self.plan.read_chunk_bytes;
         loop {
             match self.os.read(self.fd, &mut self.buf[..chunk]) {
                 Ok(0) => return Ok(true),
+                Ok(n) if wire.frames.is_some() => {
+                    let replies = wire.frames.as_ref().map_or(&[][..], |f| &f.replies[..]);
+                    self.check_replies(replies, n)?;
+                    self.received += n as u64;
+                    progress.record(n as u64, self.os.now());
+                    if self.plan.pattern == Pattern::SlowReader {
+                        return Ok(false);
+                    }
+                }
                 Ok(n) => {
                     let start = self.base + self.received;
                     // The kept bytes are the expected ones, so a difference anywhere is found
@@ -569,6 +706,26 @@ impl<'a, O: Os> Conn<'a, O> {
         }
     }
 
+    /// Compares the `n` bytes just read with the expected frame replies.
+    fn check_replies(&self, replies: &[u8], n: usize) -> Result<(), ClientError> {
+        let at = self.received as usize;
+        let got = &self.buf[..n];
+        let expected = replies.get(at..at + n).unwrap_or(&[]);
+        let first_bad = got
+            .iter()
+            .zip(expected)
+            .position(|(g, e)| g != e)
+            .or((expected.len() < n).then_some(expected.len()));
+        match first_bad {
+            None => Ok(()),
+            Some(i) => Err(ClientError::BadReply {
+                offset: (at + i) as u64,
+                expected: expected.get(i).copied().unwrap_or(0),
+                got: got[i],
+            }),
+        }
+    }
+
     /// The reset pattern: abort the connection midway; the server must cope.
     fn reset(&mut self) -> Result<(u64, u64), ClientError> {
         let sent = self.sent;
@@ -576,5 +733,53 @@ impl<'a, O: Os> Conn<'a, O> {
         self.fd_closed = true;
         self.os.reset(self.fd).map_err(|e| self.io("reset", e))?;
         Ok((sent, received))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{ConnHandle, ConnInfo, Ctx, FrameHandler, Handler};
+
+    /// The frame requests a client sends, fed to the frame handler in pieces of every size,
+    /// give exactly the replies the client expects.
+    #[test]
+    fn frame_requests_through_the_frame_handler_give_the_expected_replies() {
+        let sizes = [1, 3, 4, 5, 4096, 5000, 70_000];
+        let wire = Wire::new(3, 1000, &sizes, true);
+        let frames = wire.frames.as_ref().expect("frames");
+        let mut requests = vec![0u8; wire.send_total() as usize];
+        // Filled in uneven pieces, as writes go out.
+        let mut at = 0;
+        for piece in [1usize, 2, 7, 4093, 100_000].iter().cycle() {
+            if at == requests.len() {
+                break;
+            }
+            let end = (at + piece).min(requests.len());
+            wire.fill_frames(frames, 3, at as u64, &mut requests[at..end]);
+            at = end;
+        }
+        for piece in [1usize, 5, 4099] {
+            let info = ConnInfo {
+                handle: ConnHandle {
+                    reactor: 0,
+                    token: Token(0),
+                },
+                peer: "127.0.0.1:1".parse().expect("an address"),
+            };
+            let mut output = Vec::new();
+            let mut state = FrameHandler.on_open(&mut Ctx::new(info, &[], &mut output));
+            for chunk in requests.chunks(piece) {
+                let mut ctx = Ctx::new(info, chunk, &mut output);
+                FrameHandler.on_traffic(&mut state, &mut ctx);
+                assert_eq!(ctx.consumed(), chunk.len());
+            }
+            assert_eq!(output, frames.replies, "pieces of {piece}");
+        }
+        assert_eq!(wire.reply_total(), (sizes.len() * FRAME_REPLY_BYTES) as u64);
+        // The bodies are the bytes an echo client sends from the same numbering.
+        let body = &requests[FRAME_PREFIX_BYTES..FRAME_PREFIX_BYTES + 1];
+        assert_eq!(body, [expected_byte(3, 1000)]);
+        assert_eq!(requests[..4], 1u32.to_be_bytes());
     }
 }

@@ -24,7 +24,16 @@ pub struct ClientPlan {
     /// The scenario injects resets (network resets, aborted accepts): a connection that dies
     /// of one is retried from the start of its batch instead of failing the client.
     pub retry_on_reset: bool,
+    /// Speak the frame handler's protocol instead of expecting an echo: each message goes
+    /// out as a length-prefixed request, and its reply is [`FRAME_REPLY_BYTES`] bytes.
+    pub frames: bool,
 }
+
+/// Bytes of the frame handler's reply to one request: a 4-byte length (12), the request's
+/// length and the 64-bit FNV-1a hash of its body, all big-endian.
+pub const FRAME_REPLY_BYTES: usize = 16;
+/// Bytes of a frame request's length prefix.
+pub const FRAME_PREFIX_BYTES: usize = 4;
 
 /// Messages a pipelining client keeps in flight.
 pub const PIPELINE_DEPTH: usize = 4;
@@ -62,12 +71,22 @@ impl ClientPlan {
             depth,
             read_chunk_bytes,
             retry_on_reset: false,
+            frames: false,
         }
     }
 
-    /// Bytes the whole plan sends.
+    /// Bytes the whole plan sends (message bodies; a frame's prefix is not counted).
     pub fn total_bytes(&self) -> usize {
         self.sizes.iter().sum()
+    }
+
+    /// Bytes the whole plan expects back: the echo of every byte, or one reply per frame.
+    pub fn reply_bytes(&self) -> usize {
+        if self.frames {
+            self.sizes.len() * FRAME_REPLY_BYTES
+        } else {
+            self.total_bytes()
+        }
     }
 }
 

@@ -18,6 +18,7 @@ const CASES_DEFAULT: u64 = 24;
 struct Workload {
     seed: u64,
     model: &'static str,
+    handler: &'static str,
     reactors: u8,
     workers: u8,
     trigger: &'static str,
@@ -38,10 +39,12 @@ impl Workload {
             ""
         };
         format!(
-            "name = \"generated\"\n[server]\nmodel = \"{}\"\nreactors = {}\nworkers = {}\n\
+            "name = \"generated\"\n[server]\nmodel = \"{}\"\nhandler = \"{}\"\nreactors = {}\nworkers = {}\n\
              trigger = \"{}\"\nread_buffer_bytes = {}\n[clients]\ncount = {}\nmessages = {}\n\
              size = \"1..{}\"\npattern = \"{}\"\n[sim]\nedge = \"{}\"\nmax_steps = 2000000\n{faults}",
             self.model,
+            // The shared-epoll server only echoes.
+            if self.model == "shared-epoll" { "echo" } else { self.handler },
             self.reactors,
             // The shared-epoll server has no worker pool.
             if self.model == "shared-epoll" { 0 } else { self.workers },
@@ -79,6 +82,7 @@ impl Arbitrary for Workload {
                     "shared-epoll",
                 ],
             ),
+            handler: pick(g, &["echo", "echo", "frame"]),
             reactors: 1 + u8::arbitrary(g) % 3,
             workers: pick(g, &[0, 0, 1, 2]),
             trigger: pick(g, &["level", "edge", "edge-oneshot"]),

@@ -86,7 +86,7 @@ fn real_backend_passes_correct_servers_and_reports_the_read_once_stall_in_bounds
         let last = stdout.lines().last().unwrap_or_default().to_string();
         (output.status.code(), last, stdout)
     };
-    for passing in ["bench-echo.toml", "shared-epoll.toml"] {
+    for passing in ["bench-echo.toml", "shared-epoll.toml", "frame.toml"] {
         let (code, last, stdout) = run(passing);
         assert!(last.starts_with("verdict=pass "), "{passing}: {stdout}");
         assert_eq!(code, Some(0), "{passing}");
