@@ -352,13 +352,14 @@ impl<O: Os> Shared<O> {
     }
 
     /// Re-arms a one-shot registration for what the connection still needs: input until
-    /// its FIN, output while any is pending. `false` if the kernel refused.
+    /// its FIN unless reading is paused (the re-arm would report the unread bytes at once,
+    /// over and over), output while any is pending. `false` if the kernel refused.
     fn rearm(&self, conn: &mut Conn, token: u64) -> bool {
         if !self.oneshot {
             return true;
         }
         let mut interest = Events::ET | Events::ONESHOT;
-        if !conn.eof {
+        if !conn.eof && !conn.read_paused {
             interest |= Events::IN | Events::RDHUP;
         }
         if !conn.outbound.is_empty() {
