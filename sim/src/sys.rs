@@ -4,7 +4,7 @@
 //! Calls made outside a simulated world panic: there is no kernel to talk to.
 
 use crate::kernel::{Errno, KResult, Kernel};
-use crate::sched::{block, preempt, with_world, Block, Op, Record, ThreadState, Wake};
+use crate::sched::{block, preempt, with_world, Block, Op, Record, ThreadState, Wake, World};
 use std::net::SocketAddr;
 
 /// A value a call returns, as the trace's single number.
@@ -77,6 +77,17 @@ fn call<T: TraceValue>(
     args: [i64; 2],
     f: impl FnOnce(&mut Kernel) -> KResult<T>,
 ) -> KResult<T> {
+    call_observed(op, args, f, |_, _| {})
+}
+
+/// [`call`], then `observe` with the result, in the same visit to the world: the hazard
+/// observer's bookkeeping must not cost every read a second one.
+fn call_observed<T: TraceValue>(
+    op: Op,
+    args: [i64; 2],
+    f: impl FnOnce(&mut Kernel) -> KResult<T>,
+    observe: impl FnOnce(&mut World, &KResult<T>),
+) -> KResult<T> {
     preempt();
     with_world(|w| {
         if w.tearing_down {
@@ -85,6 +96,7 @@ fn call<T: TraceValue>(
         let result = f(&mut w.kernel);
         w.collect_kernel_wakeups();
         w.record(op, args, encode(&result));
+        observe(w, &result);
         result
     })
 }
@@ -180,11 +192,16 @@ pub fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> 
 
 /// `accept4`.
 pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
-    let result = call(Op::Accept, [i64::from(fd), -1], |k| k.accept(fd));
-    if result.is_err() {
-        with_world(|w| w.observe_drained(fd));
-    }
-    result
+    call_observed(
+        Op::Accept,
+        [i64::from(fd), -1],
+        |k| k.accept(fd),
+        |w, result| {
+            if result.is_err() {
+                w.observe_drained(fd);
+            }
+        },
+    )
 }
 
 /// Non-blocking `connect`.
@@ -222,13 +239,17 @@ pub fn outq(fd: i32) -> KResult<usize> {
 /// `read`.
 pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
     let args = [i64::from(fd), buf.len() as i64];
-    let result = call(Op::Read, args, |k| k.read(fd, buf));
-    match result {
-        Ok(0) | Err(_) if !buf.is_empty() => with_world(|w| w.observe_drained(fd)),
-        Ok(_) => with_world(|w| w.observe_read(fd)),
-        Err(_) => {}
-    }
-    result
+    let asked_for_bytes = !buf.is_empty();
+    call_observed(
+        Op::Read,
+        args,
+        |k| k.read(fd, buf),
+        |w, result| match result {
+            Ok(0) | Err(_) if asked_for_bytes => w.observe_drained(fd),
+            Ok(_) => w.observe_read(fd),
+            Err(_) => {}
+        },
+    )
 }
 
 /// `writev` (a `write` is a one-buffer `writev`).
@@ -278,9 +299,12 @@ pub fn eventfd() -> KResult<i32> {
 /// Reads and resets an eventfd counter.
 pub fn eventfd_read(fd: i32) -> KResult<u64> {
     // A successful read empties the counter, so it drains as much as EAGAIN does.
-    let result = call(Op::EventfdRead, [i64::from(fd), -1], |k| k.eventfd_read(fd));
-    with_world(|w| w.observe_drained(fd));
-    result
+    call_observed(
+        Op::EventfdRead,
+        [i64::from(fd), -1],
+        |k| k.eventfd_read(fd),
+        |w, _| w.observe_drained(fd),
+    )
 }
 
 /// Adds to an eventfd counter.

@@ -28,7 +28,7 @@ pub use trace::{events_name, Op, Record, Trace};
 pub use world::{in_world, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
 
 pub(crate) use host::{block, preempt};
-pub(crate) use world::{with_world, Wake};
+pub(crate) use world::{with_world, Wake, World};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 //! stalls; a later stall diagnosis points back to it. The observer only reads kernel state
 //! and draws nothing from the random streams, so turning it on does not change the run.
 
-use crate::kernel::Kernel;
+use crate::kernel::{EpollItemInfo, FdKind, Kernel};
 
 /// An edge handed to a thread and not drained when the thread blocked again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Observer {
                 // Level-triggered: the kernel reports it again; nothing can be lost.
                 continue;
             }
-            self.note_shared_wakeup(kernel, tid, step, epfd, item.fd, item.description, token);
+            self.note_shared_wakeup(kernel, tid, step, epfd, item);
             let consumed = self.of(tid);
             consumed.retain(|c| c.description != item.description);
             consumed.push(Consumed {
@@ -117,31 +117,28 @@ impl Observer {
         }
     }
 
-    /// Records a [`SharedWakeup`] if another thread still holds an edge for `description`.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a [`SharedWakeup`] if another thread still holds an edge for `item`'s file.
     fn note_shared_wakeup(
         &mut self,
         kernel: &Kernel,
         tid: u32,
         step: u64,
         epfd: i32,
-        fd: i32,
-        description: u64,
-        token: u64,
+        item: &EpollItemInfo,
     ) {
         if self.shared_wakeups.len() >= SHARED_WAKEUPS_MAX {
             return;
         }
         let held = self.consumed.iter().enumerate().find_map(|(other, edges)| {
-            let edge = edges.iter().find(|c| c.description == description)?;
+            let edge = edges.iter().find(|c| c.description == item.description)?;
             (other as u32 != tid).then_some((other as u32, edge.step))
         });
         let Some((other_tid, other_step)) = held else {
             return;
         };
         if kernel
-            .fd_info(fd)
-            .is_some_and(|info| info.kind == crate::kernel::FdKind::Listener)
+            .fd_info(item.fd)
+            .is_some_and(|info| info.kind == FdKind::Listener)
         {
             return;
         }
@@ -151,18 +148,17 @@ impl Observer {
             other_tid,
             other_step,
             epfd,
-            fd,
-            token,
+            fd: item.fd,
+            token: item.data,
         });
     }
 
     /// Thread `tid` read (or accepted) on `fd` and reached the end of what was there
     /// (`EAGAIN`, end of file, or an error): its edges on that descriptor are consumed.
     pub(crate) fn on_drained(&mut self, kernel: &Kernel, tid: u32, fd: i32) {
-        let Some(info) = kernel.fd_info(fd) else {
-            return;
-        };
-        self.of(tid).retain(|c| c.description != info.description);
+        if let Some(info) = kernel.fd_info(fd) {
+            self.of(tid).retain(|c| c.description != info.description);
+        }
     }
 
     /// Thread `tid` read data from `fd`. A read that left nothing behind consumed the edge as
@@ -173,11 +169,8 @@ impl Observer {
         if self.of(tid).is_empty() {
             return;
         }
-        if kernel
-            .fd_info(fd)
-            .is_some_and(|info| info.readable_bytes == 0)
-        {
-            self.on_drained(kernel, tid, fd);
+        if let Some(info) = kernel.fd_info(fd).filter(|info| info.readable_bytes == 0) {
+            self.of(tid).retain(|c| c.description != info.description);
         }
     }
 
