@@ -1,17 +1,38 @@
-//! The simulator's speed on the standard two-reactor echo workload: simulated Os calls per
-//! second and thread switches per second, on one core. A benchmark, not a test: it prints
-//! figures and asserts nothing about time.
+//! The simulator's speed, on one core. A benchmark, not a test: it prints figures and asserts
+//! nothing about time.
 //!
-//! `cargo bench --bench sim_speed` (set `EDGESIM_BENCH_SEEDS` to change the seed count).
+//! Two measurements:
+//! - the standard two-reactor echo workload (`scenarios/bench-echo.toml`): simulated Os calls
+//!   per second, thread switches per second and seeds per second;
+//! - the floor under it: runs of as many threads and about as many steps as a bench-echo seed,
+//!   where every call is an atomic load, so a step is only the scheduler's own work (the
+//!   preemption point, the random pick, usually a switch, the trace record) and the kernel is
+//!   never touched. No change to the kernel or the servers can make a seed cheaper than this.
+//!
+//! `cargo bench --bench sim_speed` (set `EDGESIM_BENCH_SEEDS` to change the seed count; the
+//! floor runs ten times as many).
 
 use edgesim::runner::run_sim;
+use sim::sched::{Outcome, WorldConfig};
+use sim::sync::Atomic;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Simulated threads of a bench-echo seed besides main: three loops and sixteen clients.
+const FLOOR_THREADS: usize = 19;
+/// Loads per thread: 19 x 443 steps is about the 8,418 of bench-echo's seed 3.
+const FLOOR_LOADS_PER_THREAD: usize = 443;
 
 fn main() {
     let seeds: u64 = std::env::var("EDGESIM_BENCH_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    bench_echo(seeds);
+    floor(seeds * 10);
+}
+
+fn bench_echo(seeds: u64) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench-echo.toml");
     let scenario = edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario");
     // Warm up allocators and caches.
@@ -37,5 +58,52 @@ fn main() {
         steps as f64 / secs,
         switches as f64 / secs,
         seeds as f64 / secs
+    );
+}
+
+/// Every thread loads one shared atomic, so every step is a bare preemption point.
+fn floor_program() {
+    let flag = Arc::new(Atomic::new(0));
+    let threads: Vec<u32> = (0..FLOOR_THREADS)
+        .map(|i| {
+            let flag = Arc::clone(&flag);
+            sim::sys::spawn(
+                &format!("t{i}"),
+                Box::new(move || {
+                    for _ in 0..FLOOR_LOADS_PER_THREAD {
+                        flag.load();
+                    }
+                }),
+            )
+        })
+        .collect();
+    for tid in threads {
+        sim::sys::join(tid).expect("the threads do not panic");
+    }
+}
+
+fn floor(runs: u64) {
+    let config = |seed| WorldConfig {
+        seed,
+        ..WorldConfig::default()
+    };
+    for seed in 0..10 {
+        sim::sched::run(config(seed), floor_program);
+    }
+    let start = Instant::now();
+    let (mut steps, mut switches) = (0u64, 0u64);
+    for seed in 0..runs {
+        let report = sim::sched::run(config(seed), floor_program);
+        assert_eq!(report.outcome, Outcome::Finished, "seed {seed}");
+        steps += report.steps;
+        switches += report.switches;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("floor runs={runs} steps={steps} switches={switches} secs={secs:.3}");
+    println!(
+        "floor_ns_per_step={:.1} floor_steps_per_run={} floor_runs_per_sec={:.1}",
+        secs * 1e9 / steps as f64,
+        steps / runs,
+        runs as f64 / secs
     );
 }

@@ -2,7 +2,7 @@
 //! waiting for a lock is blocked in the scheduler's eyes (a `std` lock would block the one OS
 //! thread that runs every simulated thread).
 
-use crate::sched::{block, preempt, with_world, Block, Op, ThreadState, Wake};
+use crate::sched::{block, preempt, preempt_then, with_world, Block, Op, ThreadState, Wake};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const FREE: u32 = u32::MAX;
@@ -104,10 +104,11 @@ impl Atomic {
     }
 
     fn access(&self, op: AtomicOp, arg: u64, f: impl FnOnce(&AtomicU64) -> u64) -> u64 {
-        preempt();
-        let previous = f(&self.0);
-        with_world(|w| w.record(Op::Atomic, [op as i64, arg as i64], previous as i64));
-        previous
+        preempt_then(|w| {
+            let previous = f(&self.0);
+            w.record(Op::Atomic, [op as i64, arg as i64], previous as i64);
+            previous
+        })
     }
 
     /// Reads the value.

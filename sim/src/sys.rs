@@ -4,7 +4,9 @@
 //! Calls made outside a simulated world panic: there is no kernel to talk to.
 
 use crate::kernel::{Errno, KResult, Kernel};
-use crate::sched::{block, preempt, with_world, Block, Op, Record, ThreadState, Wake, World};
+use crate::sched::{
+    block, preempt, preempt_then, with_world, Block, Op, Record, ThreadState, Wake, World,
+};
 use std::net::SocketAddr;
 
 /// A value a call returns, as the trace's single number.
@@ -88,8 +90,7 @@ fn call_observed<T: TraceValue>(
     f: impl FnOnce(&mut Kernel) -> KResult<T>,
     observe: impl FnOnce(&mut World, &KResult<T>),
 ) -> KResult<T> {
-    preempt();
-    with_world(|w| {
+    preempt_then(|w| {
         if w.tearing_down {
             return Err(TORN_DOWN);
         }
@@ -126,40 +127,48 @@ pub fn epoll_wait(
     timeout_ns: Option<u64>,
 ) -> KResult<usize> {
     out.clear();
-    preempt();
-    if with_world(|w| w.tearing_down) {
-        return Err(TORN_DOWN);
-    }
-    let (me, deadline, eintr) = with_world(|w| {
+    let args = [i64::from(epfd), max_events as i64];
+    let entry = preempt_then(|w| {
+        if w.tearing_down {
+            return None;
+        }
         let eintr = w.config.faults.eintr;
-        let eintr = eintr > 0.0 && w.fault(eintr, "eintr");
-        (
+        if eintr > 0.0 && w.fault(eintr, "eintr") {
+            w.record(Op::EpollWait, args, -i64::from(libc::EINTR));
+            return Some(Err(libc::EINTR));
+        }
+        Some(Ok((
             w.current_tid(),
             timeout_ns.map(|t| w.now_ns.saturating_add(t)),
-            eintr,
-        )
+        )))
     });
-    let args = [i64::from(epfd), max_events as i64];
-    if eintr {
-        with_world(|w| w.record(Op::EpollWait, args, -i64::from(libc::EINTR)));
-        return Err(libc::EINTR);
-    }
+    let (me, deadline) = match entry {
+        None => return Err(TORN_DOWN),
+        Some(Err(errno)) => return Err(errno),
+        Some(Ok(entry)) => entry,
+    };
+    // The thread's wait after it blocked, if it did.
+    let mut woken: Option<Wake> = None;
     loop {
+        // One visit polls, and either returns the events or queues the thread as a waiter.
         let polled = with_world(|w| {
-            let result = w.kernel.epoll_poll(epfd, max_events, out);
-            w.collect_kernel_wakeups();
-            result
-        });
-        let n = match polled {
-            Ok(n) => n,
-            Err(errno) => {
-                with_world(|w| w.record(Op::EpollWait, args, -i64::from(errno)));
-                return Err(errno);
+            if let Some(wake) = woken {
+                w.kernel.epoll_remove_waiter(epfd, me);
+                if wake == Wake::Timeout && w.tearing_down {
+                    return Some(Ok(0));
+                }
             }
-        };
-        let expired = with_world(|w| deadline.is_some_and(|d| w.now_ns >= d));
-        if n > 0 || expired || timeout_ns == Some(0) {
-            with_world(|w| {
+            let n = match w.kernel.epoll_poll(epfd, max_events, out) {
+                Ok(n) => n,
+                Err(errno) => {
+                    w.collect_kernel_wakeups();
+                    w.record(Op::EpollWait, args, -i64::from(errno));
+                    return Some(Err(errno));
+                }
+            };
+            w.collect_kernel_wakeups();
+            let expired = deadline.is_some_and(|d| w.now_ns >= d);
+            if n > 0 || expired || timeout_ns == Some(0) {
                 if let Some(observer) = w.observer.as_mut() {
                     observer.on_events(&w.kernel, me, w.step, epfd, out);
                 }
@@ -167,20 +176,18 @@ pub fn epoll_wait(
                 for &(events, token) in out.iter() {
                     w.trace.push(Record::Event { events, token });
                 }
-            });
-            return Ok(n);
-        }
-        with_world(|w| {
+                return Some(Ok(n));
+            }
             if let Some(observer) = w.observer.as_mut() {
                 observer.on_block(&w.kernel, me, w.step);
             }
             w.kernel.epoll_add_waiter(epfd, me);
+            None
         });
-        let wake = block(Block::Epoll(epfd), deadline);
-        with_world(|w| w.kernel.epoll_remove_waiter(epfd, me));
-        if wake == Wake::Timeout && with_world(|w| w.tearing_down) {
-            return Ok(0);
+        if let Some(result) = polled {
+            return result;
         }
+        woken = Some(block(Block::Epoll(epfd), deadline));
     }
 }
 

@@ -60,15 +60,24 @@ pub struct Report {
     pub decisions: Option<super::Decisions>,
 }
 
-type Thread = Coroutine<(), (), ()>;
+type Thread = Coroutine<(), Handoff, ()>;
+
+/// What a suspending thread tells the host.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Handoff {
+    /// Resume this thread next. The suspending thread already made it the world's current
+    /// thread, and nothing else needs the host (no stop, no thread to create), so the host
+    /// resumes it without visiting the world: that visit was a tenth of a step's cost.
+    Direct(u32),
+    /// Look at the world: the run may be over, threads may have been spawned, or no thread
+    /// may be runnable.
+    Host,
+}
 
 thread_local! {
     /// The yielder of the coroutine running now. It is set by the coroutine itself each time
     /// it starts or resumes, and only read by that same coroutine while it runs.
-    static YIELDER: Cell<*const Yielder<(), ()>> = const { Cell::new(std::ptr::null()) };
-    /// Switches made by this OS thread's world (kept outside the world to keep the counter
-    /// off the RefCell on the hot path).
-    static SWITCHES: Cell<u64> = const { Cell::new(0) };
+    static YIELDER: Cell<*const Yielder<(), Handoff>> = const { Cell::new(std::ptr::null()) };
     /// Coroutine stacks of finished threads, for the threads of the next runs on this OS
     /// thread. A fresh stack is an mmap, page faults as it is touched and a munmap at the
     /// end; exploring many short runs spent a tenth of its time doing that.
@@ -104,7 +113,6 @@ fn recycle_stack(coroutine: Thread) {
 /// switch any more).
 pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     install(World::new(config));
-    SWITCHES.with(|s| s.set(0));
     with_world(|w| {
         w.spawn("main", Box::new(main));
         w.next = Some(0);
@@ -113,29 +121,40 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     // Threads spawned since the last turn; swapped with the world's list, so that neither
     // side allocates once both have grown.
     let mut pending: Vec<(u32, Box<dyn FnOnce()>)> = Vec::new();
+    // Every suspension is a switch; the host counts them as they come back to it.
+    let mut switches = 0u64;
+    // The thread the last one to suspend handed over to directly, if it did.
+    let mut direct: Option<u32> = None;
     let outcome = loop {
-        // One visit to the thread-local per turn: the stop flag, the spawned threads, the
-        // next thread, and marking it current are read and written together.
-        let turn = with_world(|w| {
-            if let Some(outcome) = w.stop.take() {
-                return Err(outcome);
+        let next = match direct.take() {
+            Some(tid) => Some(tid),
+            None => {
+                // One visit to the thread-local per turn: the stop flag, the spawned threads,
+                // the next thread, and marking it current are read and written together.
+                let turn = with_world(|w| {
+                    if let Some(outcome) = w.stop.take() {
+                        return Err(outcome);
+                    }
+                    if !w.pending_spawn.is_empty() {
+                        std::mem::swap(&mut w.pending_spawn, &mut pending);
+                    }
+                    let next = w.next.take().or_else(|| w.pick_next());
+                    if next.is_some() {
+                        w.current = next;
+                    }
+                    Ok(next)
+                });
+                match turn {
+                    Ok(next) => next,
+                    Err(outcome) => break outcome,
+                }
             }
-            if !w.pending_spawn.is_empty() {
-                std::mem::swap(&mut w.pending_spawn, &mut pending);
-            }
-            let next = w.next.take().or_else(|| w.pick_next());
-            if next.is_some() {
-                w.current = next;
-            }
-            Ok(next)
-        });
-        let next = match turn {
-            Ok(next) => next,
-            Err(outcome) => break outcome,
         };
-        for (tid, body) in pending.drain(..) {
-            debug_assert_eq!(tid as usize, coroutines.len());
-            coroutines.push(Some(new_thread(tid, body)));
+        if !pending.is_empty() {
+            for (tid, body) in pending.drain(..) {
+                debug_assert_eq!(tid as usize, coroutines.len());
+                coroutines.push(Some(new_thread(tid, body)));
+            }
         }
         let Some(tid) = next else {
             if with_world(|w| w.advance_idle()) {
@@ -147,7 +166,12 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
             .as_mut()
             .expect("a runnable thread has a coroutine");
         match coroutine.resume(()) {
-            CoroutineResult::Yield(()) => {}
+            CoroutineResult::Yield(handoff) => {
+                switches += 1;
+                if let Handoff::Direct(tid) = handoff {
+                    direct = Some(tid);
+                }
+            }
             CoroutineResult::Return(()) => {
                 if let Some(finished) = coroutines[tid as usize].take() {
                     recycle_stack(finished);
@@ -195,7 +219,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         steps: world.step,
         now_ns: world.now_ns,
         idle_ns: world.idle_ns,
-        switches: SWITCHES.with(|s| s.get()),
+        switches,
         threads,
         trace: world.trace,
         kernel: world.kernel,
@@ -221,7 +245,7 @@ fn first_panic(world: &World) -> Option<Outcome> {
 }
 
 fn new_thread(tid: u32, body: Box<dyn FnOnce()>) -> Thread {
-    Coroutine::with_stack(take_stack(), move |yielder: &Yielder<(), ()>, ()| {
+    Coroutine::with_stack(take_stack(), move |yielder: &Yielder<(), Handoff>, ()| {
         YIELDER.with(|y| y.set(yielder));
         let result = catch_unwind(AssertUnwindSafe(body));
         let tearing_down = with_world(|w| w.tearing_down);
@@ -257,16 +281,15 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Gives control back to the host.
-fn suspend() {
-    SWITCHES.with(|s| s.set(s.get() + 1));
+/// Gives control back to the host, telling it what to resume next.
+fn suspend(handoff: Handoff) {
     let yielder = YIELDER.with(|y| y.get());
     debug_assert!(!yielder.is_null());
     // SAFETY: `YIELDER` was set by the coroutine that is running now, at its start and again
     // below after every resume, and the `Yielder` it points to lives on that coroutine's
     // stack until the coroutine returns. Only simulated threads call `suspend` (every caller
     // holds `World::current`), so the pointer is the running coroutine's own yielder.
-    unsafe { (*yielder).suspend(()) };
+    unsafe { (*yielder).suspend(handoff) };
     // Another coroutine ran meanwhile and left its own yielder here.
     YIELDER.with(|y| y.set(yielder));
 }
@@ -275,40 +298,47 @@ fn suspend() {
 /// the call about to run. The step is counted after the switch, so that step numbers follow
 /// the order in which calls take effect and each call has its own.
 pub(crate) fn preempt() {
-    let switch = with_world(|w| {
+    preempt_then(|_| ());
+}
+
+/// [`preempt`], then `call` on the world as the step's call. Counting the step and making
+/// the call share one visit to the world: a call is a handful of visits, and each costs.
+pub(crate) fn preempt_then<R>(call: impl FnOnce(&mut World) -> R) -> R {
+    let handoff = with_world(|w| {
         if w.tearing_down {
-            return false;
+            return None;
         }
         let me = w.current;
         let next = w.pick_next();
-        if next != me {
-            w.next = next;
-            true
-        } else {
-            false
-        }
+        (next != me).then(|| w.hand_off(next))
     });
-    if switch {
-        suspend();
+    if let Some(handoff) = handoff {
+        suspend(handoff);
     }
-    let stop = with_world(|w| {
-        if w.tearing_down {
-            return false;
+    let mut call = Some(call);
+    let made = with_world(|w| {
+        if !w.tearing_down {
+            w.tick();
+            if w.stop.is_some() {
+                return None;
+            }
         }
-        w.tick();
-        w.stop.is_some()
+        call.take().map(|call| call(w))
     });
-    if stop {
-        // The step budget ran out: the host ends the run and never resumes this thread.
-        suspend();
+    if let Some(result) = made {
+        return result;
     }
+    // The step budget ran out: the host ends the run and never resumes this thread (its
+    // stack unwinds from inside `suspend`).
+    suspend(Handoff::Host);
+    with_world(|w| (call.take().expect("the call has not been made"))(w))
 }
 
 /// Blocks the current thread on `block` until it is woken or `deadline` (virtual ns) passes.
 pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
-    let teardown = with_world(|w| {
+    let handoff = with_world(|w| {
         if w.tearing_down {
-            return true;
+            return None;
         }
         let me = w.current_tid();
         let step = w.step;
@@ -318,13 +348,13 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
             block,
         });
         w.set_blocked(me, block, deadline);
-        w.next = w.pick_next();
-        false
+        let next = w.pick_next();
+        Some(w.hand_off(next))
     });
-    if teardown {
+    let Some(handoff) = handoff else {
         return Wake::Timeout;
-    }
-    suspend();
+    };
+    suspend(handoff);
     let (wake, stop) = with_world(|w| {
         let me = w.current_tid();
         debug_assert_eq!(w.threads[me as usize].state, ThreadState::Runnable);
@@ -336,7 +366,7 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
     });
     if stop {
         // The step budget ran out on this very step: the host ends the run here.
-        suspend();
+        suspend(Handoff::Host);
     }
     wake
 }

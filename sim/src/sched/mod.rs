@@ -27,7 +27,7 @@ pub use strategy::Strategy;
 pub use trace::{events_name, Op, Record, Trace};
 pub use world::{in_world, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
 
-pub(crate) use host::{block, preempt};
+pub(crate) use host::{block, preempt, preempt_then};
 pub(crate) use world::{with_world, Wake, World};
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The world's state: the kernel, the thread table, the clock, the random streams and the
 //! trace, kept in a thread-local while a run executes.
 
+use super::host::Handoff;
 use super::strategy::{chance, Picker};
 use super::trace::{Op, Record, Trace};
 use super::Strategy;
@@ -320,6 +321,21 @@ impl World {
             self.trace.push(Record::Switch { step, to: next });
         }
         Some(next)
+    }
+
+    /// Hands the processor to `next` (picked by the suspending thread): directly when nothing
+    /// else needs the host, otherwise through it.
+    pub(crate) fn hand_off(&mut self, next: Option<u32>) -> Handoff {
+        match next {
+            Some(tid) if self.stop.is_none() && self.pending_spawn.is_empty() => {
+                self.current = Some(tid);
+                Handoff::Direct(tid)
+            }
+            _ => {
+                self.next = next;
+                Handoff::Host
+            }
+        }
     }
 
     /// Counts one step: the clock moves, due deliveries happen, and healing starts when due.
