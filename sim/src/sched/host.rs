@@ -3,8 +3,8 @@
 //!
 //! The host (the OS thread that called [`run`]) resumes one coroutine at a time. A simulated
 //! thread gives control back at a preemption point when the strategy picked another thread,
-//! when it blocks, or when it ends; it names its successor in `World::next`, so the host only
-//! has to resume it.
+//! when it blocks, or when it ends. It picks its successor itself and hands it over in the
+//! value it yields ([`Handoff`]), so on most turns the host only has to resume it.
 
 use super::world::{install, uninstall, with_world, Block, ThreadInfo, ThreadState, Wake, World};
 use super::{Record, Trace, WorldConfig};
