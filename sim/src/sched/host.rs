@@ -67,7 +67,7 @@ type Thread = Coroutine<(), Handoff, ()>;
 pub(crate) enum Handoff {
     /// Resume this thread next. The suspending thread already made it the world's current
     /// thread, and nothing else needs the host (no stop, no thread to create), so the host
-    /// resumes it without visiting the world: that visit was a tenth of a step's cost.
+    /// resumes it without visiting the world.
     Direct(u32),
     /// Look at the world: the run may be over, threads may have been spawned, or no thread
     /// may be runnable.
