@@ -7,7 +7,8 @@
 //! - the floor under it: runs of as many threads and about as many steps as a bench-echo seed,
 //!   where every call is an atomic load, so a step is only the scheduler's own work (the
 //!   preemption point, the random pick, usually a switch, the trace record) and the kernel is
-//!   never touched. No change to the kernel or the servers can make a seed cheaper than this.
+//!   never touched. However fast the kernel model and the servers were, a seed of that many
+//!   steps could not run faster than this.
 //!
 //! `cargo bench --bench sim_speed` (set `EDGESIM_BENCH_SEEDS` to change the seed count; the
 //! floor runs ten times as many).
