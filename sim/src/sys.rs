@@ -158,15 +158,15 @@ pub fn epoll_wait(
                     return Some(Ok(0));
                 }
             }
-            let n = match w.kernel.epoll_poll(epfd, max_events, out) {
+            let polled = w.kernel.epoll_poll(epfd, max_events, out);
+            w.collect_kernel_wakeups();
+            let n = match polled {
                 Ok(n) => n,
                 Err(errno) => {
-                    w.collect_kernel_wakeups();
                     w.record(Op::EpollWait, args, -i64::from(errno));
                     return Some(Err(errno));
                 }
             };
-            w.collect_kernel_wakeups();
             let expired = deadline.is_some_and(|d| w.now_ns >= d);
             if n > 0 || expired || timeout_ns == Some(0) {
                 if let Some(observer) = w.observer.as_mut() {
