@@ -36,23 +36,15 @@ fn main() {
 fn bench_echo(seeds: u64) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench-echo.toml");
     let scenario = edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario");
-    // Warm up allocators and caches.
-    for seed in 0..10 {
-        run_sim(&scenario, seed, false);
-    }
-    let start = Instant::now();
-    let (mut steps, mut switches) = (0u64, 0u64);
-    for seed in 0..seeds {
+    let (steps, switches, secs) = measure(seeds, |seed| {
         let result = run_sim(&scenario, seed, false);
         assert_eq!(
             result.verdict,
             edgesim::scenario::Verdict::Pass,
             "seed {seed}"
         );
-        steps += result.steps;
-        switches += result.switches;
-    }
-    let secs = start.elapsed().as_secs_f64();
+        (result.steps, result.switches)
+    });
     println!("scenario=bench-echo seeds={seeds} steps={steps} switches={switches} secs={secs:.3}");
     println!(
         "sim_calls_per_sec={:.0} switches_per_sec={:.0} seeds_per_sec={:.1}",
@@ -88,18 +80,11 @@ fn floor(runs: u64) {
         seed,
         ..WorldConfig::default()
     };
-    for seed in 0..10 {
-        sim::sched::run(config(seed), floor_program);
-    }
-    let start = Instant::now();
-    let (mut steps, mut switches) = (0u64, 0u64);
-    for seed in 0..runs {
+    let (steps, switches, secs) = measure(runs, |seed| {
         let report = sim::sched::run(config(seed), floor_program);
         assert_eq!(report.outcome, Outcome::Finished, "seed {seed}");
-        steps += report.steps;
-        switches += report.switches;
-    }
-    let secs = start.elapsed().as_secs_f64();
+        (report.steps, report.switches)
+    });
     println!("floor runs={runs} steps={steps} switches={switches} secs={secs:.3}");
     println!(
         "floor_ns_per_step={:.1} floor_steps_per_run={} floor_runs_per_sec={:.1}",
@@ -107,4 +92,20 @@ fn floor(runs: u64) {
         steps / runs,
         runs as f64 / secs
     );
+}
+
+/// Runs seeds `0..runs` through `run` (which returns a run's steps and switches), after ten
+/// untimed runs that warm up allocators and caches; the totals and the seconds taken.
+fn measure(runs: u64, run: impl Fn(u64) -> (u64, u64)) -> (u64, u64, f64) {
+    for seed in 0..10 {
+        run(seed);
+    }
+    let start = Instant::now();
+    let (mut steps, mut switches) = (0u64, 0u64);
+    for seed in 0..runs {
+        let (run_steps, run_switches) = run(seed);
+        steps += run_steps;
+        switches += run_switches;
+    }
+    (steps, switches, start.elapsed().as_secs_f64())
 }
