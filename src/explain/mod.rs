@@ -115,6 +115,22 @@ impl Timeline {
             .map_or("?", |thread| thread.name.as_str())
     }
 
+    /// A call as its trace line reads, with the calling thread's name after it.
+    pub fn call_text(&self, call: &Call) -> String {
+        let record = Record::Call {
+            step: call.step,
+            tid: call.tid,
+            op: call.op,
+            args: call.args,
+            ret: call.ret,
+        };
+        format!(
+            "{} ({})",
+            record.to_string().trim(),
+            self.thread_name(call.tid)
+        )
+    }
+
     /// Picks the hazard a stall is blamed on and the step the stall became certain.
     ///
     /// A stall is a client that waits forever, so the run is lost as soon as the *first*

@@ -60,21 +60,6 @@ fn slice(call: &Call) -> (f64, f64) {
     }
 }
 
-fn call_line(timeline: &Timeline, call: &Call) -> String {
-    let record = sim::sched::Record::Call {
-        step: call.step,
-        tid: call.tid,
-        op: call.op,
-        args: call.args,
-        ret: call.ret,
-    };
-    format!(
-        "{} ({})",
-        record.to_string().trim(),
-        timeline.thread_name(call.tid)
-    )
-}
-
 /// Calls that wake a thread sleeping in `epoll_wait` (by making a watched file ready).
 fn wakes(op: Op) -> bool {
     matches!(
@@ -127,7 +112,7 @@ pub fn render(timeline: &Timeline) -> String {
             json_string(call.op.name()),
             call.step,
             call.ret,
-            json_string(&call_line(timeline, call))
+            json_string(&timeline.call_text(call))
         ));
         if let Some(fault) = call.fault {
             events.push(format!(

@@ -214,18 +214,7 @@ fn thread_lane(svg: &mut String, timeline: &Timeline, scale: &Scale, tid: u32, y
 
 /// The trace line of a call, for its tooltip.
 fn call_title(timeline: &Timeline, call: &Call) -> String {
-    let record = sim::sched::Record::Call {
-        step: call.step,
-        tid: call.tid,
-        op: call.op,
-        args: call.args,
-        ret: call.ret,
-    };
-    let mut title = format!(
-        "{} ({})",
-        record.to_string().trim(),
-        timeline.thread_name(call.tid)
-    );
+    let mut title = timeline.call_text(call);
     for (events, token) in &call.events {
         let _ = write!(
             title,
