@@ -257,17 +257,10 @@ fn check_sim(name: &str) {
     let sim = sim.trim_end();
     let real = real_snapshot(name);
     if sim != real {
-        let (line_idx, (real_line, sim_line)) = real
-            .lines()
-            .chain(std::iter::repeat("<end>"))
-            .zip(sim.lines().chain(std::iter::repeat("<end>")))
-            .enumerate()
-            .find(|(_, (real_line, sim_line))| real_line != sim_line)
-            .expect("the texts differ somewhere");
+        let (line, real_line, sim_line) = crate::differential::first_difference(&real, sim);
         panic!(
-            "{name}: the simulator differs from Linux at op {}:\n  real `{real_line}`\n  sim  \
-             `{sim_line}`\n\nreal transcript:\n{real}\n\nsim transcript:\n{sim}",
-            line_idx + 1
+            "{name}: the simulator differs from Linux at op {line}:\n  real `{real_line}`\n  \
+             sim  `{sim_line}`\n\nreal transcript:\n{real}\n\nsim transcript:\n{sim}"
         );
     }
 }

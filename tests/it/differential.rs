@@ -1114,7 +1114,7 @@ fn real_transcript(source: &str) -> Result<String, String> {
 }
 
 /// The first differing line of two transcripts, 1-based, with both lines.
-fn first_difference(real: &str, sim: &str) -> (usize, String, String) {
+pub(crate) fn first_difference(real: &str, sim: &str) -> (usize, String, String) {
     let (line_idx, (real_line, sim_line)) = real
         .lines()
         .chain(std::iter::repeat("<end>"))

@@ -215,28 +215,24 @@ fn epoll_ctl_reports_linux_validity_errors() -> TestResult {
     let efd = os.eventfd()?;
     let spare = os.eventfd()?;
     let token = Token(1);
+    // Every call here registers under one token; only the error matters.
+    let ctl = |epfd, op, fd, events| os.epoll_ctl(epfd, op, fd, events, token);
 
-    os.epoll_ctl(epfd, CtlOp::Add, efd, Events::IN, token)?;
+    ctl(epfd, CtlOp::Add, efd, Events::IN)?;
+    assert_eq!(ctl(epfd, CtlOp::Add, efd, Events::IN), Err(Errno::EEXIST));
+    assert_eq!(ctl(epfd, CtlOp::Mod, spare, Events::IN), Err(Errno::ENOENT));
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, efd, Events::IN, token),
-        Err(Errno::EEXIST)
-    );
-    assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Mod, spare, Events::IN, token),
-        Err(Errno::ENOENT)
-    );
-    assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Del, spare, Events::NONE, token),
+        ctl(epfd, CtlOp::Del, spare, Events::NONE),
         Err(Errno::ENOENT)
     );
 
     // Closed (never open) descriptors, as the target and as the instance.
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, NEVER_OPEN, Events::IN, token),
+        ctl(epfd, CtlOp::Add, NEVER_OPEN, Events::IN),
         Err(Errno::EBADF)
     );
     assert_eq!(
-        os.epoll_ctl(NEVER_OPEN, CtlOp::Add, efd, Events::IN, token),
+        ctl(NEVER_OPEN, CtlOp::Add, efd, Events::IN),
         Err(Errno::EBADF)
     );
 
@@ -244,68 +240,44 @@ fn epoll_ctl_reports_linux_validity_errors() -> TestResult {
     let file = tempfile::tempfile().expect("a temporary file");
     let file_fd = Fd(file.as_raw_fd());
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, file_fd, Events::IN, token),
+        ctl(epfd, CtlOp::Add, file_fd, Events::IN),
         Err(Errno::EPERM)
     );
 
     // EXCLUSIVE rules: not with MOD, not with ONESHOT, not with RDHUP, not on an epoll target;
     // and an item added with EXCLUSIVE can never be modified.
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Mod, efd, Events::IN | Events::EXCLUSIVE, token),
+        ctl(epfd, CtlOp::Mod, efd, Events::IN | Events::EXCLUSIVE),
         Err(Errno::EINVAL)
     );
     let exclusive_oneshot = Events::IN | Events::EXCLUSIVE | Events::ONESHOT;
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, spare, exclusive_oneshot, token),
+        ctl(epfd, CtlOp::Add, spare, exclusive_oneshot),
         Err(Errno::EINVAL)
     );
     let exclusive_rdhup = Events::IN | Events::EXCLUSIVE | Events::RDHUP;
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, spare, exclusive_rdhup, token),
+        ctl(epfd, CtlOp::Add, spare, exclusive_rdhup),
         Err(Errno::EINVAL)
     );
     assert_eq!(
-        os.epoll_ctl(
-            epfd,
-            CtlOp::Add,
-            other_epfd,
-            Events::IN | Events::EXCLUSIVE,
-            token
-        ),
+        ctl(epfd, CtlOp::Add, other_epfd, Events::IN | Events::EXCLUSIVE),
         Err(Errno::EINVAL)
     );
-    os.epoll_ctl(
-        epfd,
-        CtlOp::Add,
-        spare,
-        Events::IN | Events::EXCLUSIVE,
-        token,
-    )?;
-    assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Mod, spare, Events::IN, token),
-        Err(Errno::EINVAL)
-    );
+    ctl(epfd, CtlOp::Add, spare, Events::IN | Events::EXCLUSIVE)?;
+    assert_eq!(ctl(epfd, CtlOp::Mod, spare, Events::IN), Err(Errno::EINVAL));
 
     // An instance cannot watch itself; a non-epoll descriptor is no instance; loops fail.
+    assert_eq!(ctl(epfd, CtlOp::Add, epfd, Events::IN), Err(Errno::EINVAL));
+    assert_eq!(ctl(efd, CtlOp::Add, spare, Events::IN), Err(Errno::EINVAL));
+    ctl(epfd, CtlOp::Add, other_epfd, Events::IN)?;
     assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Add, epfd, Events::IN, token),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        os.epoll_ctl(efd, CtlOp::Add, spare, Events::IN, token),
-        Err(Errno::EINVAL)
-    );
-    os.epoll_ctl(epfd, CtlOp::Add, other_epfd, Events::IN, token)?;
-    assert_eq!(
-        os.epoll_ctl(other_epfd, CtlOp::Add, epfd, Events::IN, token),
+        ctl(other_epfd, CtlOp::Add, epfd, Events::IN),
         Err(Errno(libc::ELOOP))
     );
 
-    os.epoll_ctl(epfd, CtlOp::Del, efd, Events::NONE, token)?;
-    assert_eq!(
-        os.epoll_ctl(epfd, CtlOp::Del, efd, Events::NONE, token),
-        Err(Errno::ENOENT)
-    );
+    ctl(epfd, CtlOp::Del, efd, Events::NONE)?;
+    assert_eq!(ctl(epfd, CtlOp::Del, efd, Events::NONE), Err(Errno::ENOENT));
     drop(file);
     close_all(&os, &[spare, efd, other_epfd, epfd])
 }

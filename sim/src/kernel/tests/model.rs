@@ -15,6 +15,14 @@ fn tcp_pair(k: &mut Kernel) -> (i32, i32) {
     (c, s)
 }
 
+/// A kernel that injects `faults`.
+fn faulty_kernel(faults: Faults) -> Kernel {
+    Kernel::new(Config {
+        faults,
+        ..Config::default()
+    })
+}
+
 /// Reads everything readable now (up to `bytes_max`), in 1 KiB reads.
 fn read_all(k: &mut Kernel, fd: i32, bytes_max: usize) -> Vec<u8> {
     let mut got = Vec::new();
@@ -263,14 +271,10 @@ fn zero_faults_draw_nothing() {
 /// Short reads and writes return at least one byte and fewer than possible.
 #[test]
 fn short_reads_and_writes() {
-    let faults = Faults {
+    let mut k = faulty_kernel(Faults {
         short_read: 1.0,
         short_write: 1.0,
         ..Faults::default()
-    };
-    let mut k = Kernel::new(Config {
-        faults,
-        ..Config::default()
     });
     let (a, b) = tcp_pair(&mut k);
     let written = k.writev(a, &[&[1u8; 100]]).unwrap();
@@ -286,13 +290,9 @@ fn short_reads_and_writes() {
 /// The reset fault kills the connection: both ends see ECONNRESET.
 #[test]
 fn network_reset_fault() {
-    let faults = Faults {
+    let mut k = faulty_kernel(Faults {
         reset: 1.0,
         ..Faults::default()
-    };
-    let mut k = Kernel::new(Config {
-        faults,
-        ..Config::default()
     });
     let (a, b) = tcp_pair(&mut k);
     assert_eq!(k.writev(a, &[b"x"]), Err(libc::ECONNRESET));
@@ -305,13 +305,9 @@ fn network_reset_fault() {
 /// queued.
 #[test]
 fn accept_faults() {
-    let faults = Faults {
+    let mut k = faulty_kernel(Faults {
         accept_abort: 1.0,
         ..Faults::default()
-    };
-    let mut k = Kernel::new(Config {
-        faults,
-        ..Config::default()
     });
     let l = k.listen("127.0.0.1:0".parse().unwrap(), 4, false).unwrap();
     let addr = k.local_addr(l).unwrap();
@@ -321,13 +317,9 @@ fn accept_faults() {
     let mut buf = [0u8; 4];
     assert_eq!(k.read(c, &mut buf), Err(libc::ECONNRESET));
 
-    let faults = Faults {
+    let mut k = faulty_kernel(Faults {
         accept_emfile: 1.0,
         ..Faults::default()
-    };
-    let mut k = Kernel::new(Config {
-        faults,
-        ..Config::default()
     });
     let l = k.listen("127.0.0.1:0".parse().unwrap(), 4, false).unwrap();
     let addr = k.local_addr(l).unwrap();
