@@ -49,7 +49,10 @@ impl<T> Mutex<T> {
             let me = with_world(|w| w.current_tid());
             if self.owner.load(Ordering::Relaxed) == FREE {
                 self.owner.store(me, Ordering::Relaxed);
-                with_world(|w| w.record(Op::Lock, [id as i64, -1], 0));
+                with_world(|w| {
+                    w.threads[me as usize].locks_held += 1;
+                    w.record(Op::Lock, [id as i64, -1], 0);
+                });
                 break;
             }
             if block(Block::Mutex(id), None) == Wake::Timeout {
@@ -64,6 +67,10 @@ impl<T> Mutex<T> {
         };
         self.owner.store(FREE, Ordering::Relaxed);
         with_world(|w| {
+            if let Some(tid) = w.current {
+                let held = &mut w.threads[tid as usize].locks_held;
+                *held = held.saturating_sub(1);
+            }
             // Wake the first waiter in thread order; it retries, and may lose the race again.
             let waiter = (0..w.threads.len() as u32).find(|&tid| {
                 w.threads[tid as usize].state == ThreadState::Blocked(Block::Mutex(id), None)

@@ -94,6 +94,10 @@ fn call_observed<T: TraceValue>(
         if w.tearing_down {
             return Err(TORN_DOWN);
         }
+        if op.interruptible() && w.interrupted(true) {
+            w.record(op, args, -i64::from(libc::EINTR));
+            return Err(libc::EINTR);
+        }
         let result = f(&mut w.kernel);
         w.collect_kernel_wakeups();
         w.record(op, args, encode(&result));
@@ -132,8 +136,7 @@ pub fn epoll_wait(
         if w.tearing_down {
             return None;
         }
-        let eintr = w.config.faults.eintr;
-        if eintr > 0.0 && w.fault(eintr, "eintr") {
+        if w.interrupted(false) {
             w.record(Op::EpollWait, args, -i64::from(libc::EINTR));
             return Some(Err(libc::EINTR));
         }
@@ -204,7 +207,7 @@ pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
         [i64::from(fd), -1],
         |k| k.accept(fd),
         |w, result| {
-            if result.is_err() {
+            if result.is_err_and(|errno| errno != libc::EINTR) {
                 w.observe_drained(fd);
             }
         },
@@ -252,6 +255,8 @@ pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
         args,
         |k| k.read(fd, buf),
         |w, result| match result {
+            // An interrupted read took nothing and proves nothing about the socket.
+            Err(libc::EINTR) => {}
             Ok(0) | Err(_) if asked_for_bytes => w.observe_drained(fd),
             Ok(_) => w.observe_read(fd),
             Err(_) => {}

@@ -493,6 +493,9 @@ impl Kernel {
                 self.ep_link(ep, item);
             }
         }
+        if reported < max_events && self.chance(self.cfg.faults.spurious_ready) {
+            reported += self.ep_report_spurious(ep, out);
+        }
         // `ep_done_scan`: the items not reached stay at the head, before the LT re-queues.
         if !tx.is_empty() {
             hit(Case::MaxeventsCarryOver);
@@ -508,6 +511,39 @@ impl Kernel {
             self.ep_wake_one(ep);
         }
         Ok(reported)
+    }
+
+    /// The `spurious_ready` fault: reports one armed item, drawn uniformly, with the
+    /// directions it asked for, although its file may have nothing for them. Linux returns
+    /// such events when readiness was consumed between the wakeup and the caller's read (by
+    /// another thread, or by the caller's own earlier read), and mio documents that any event
+    /// may be spurious; code that trusts an event instead of the call's result breaks on
+    /// them. The report behaves as a real one: a ONESHOT item is disarmed by it. Returns the
+    /// number of events added (0 or 1).
+    fn ep_report_spurious(&mut self, ep: u32, out: &mut Vec<(u32, u64)>) -> usize {
+        const DIRECTIONS: u32 = IN | OUT;
+        let eligible = |it: &Item| {
+            it.live && it.events & DIRECTIONS != 0 && !out.iter().any(|&(_, d)| d == it.data)
+        };
+        let count = self.ep(ep).items.iter().filter(|it| eligible(it)).count();
+        if count == 0 {
+            return 0;
+        }
+        let pick = self.draw_upto(count as u64 - 1) as usize;
+        let (item, _) = self
+            .ep(ep)
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| eligible(it))
+            .nth(pick)
+            .expect("counted above");
+        let it = &mut self.ep_mut(ep).items[item];
+        out.push((it.events & DIRECTIONS, it.data));
+        if it.events & ONESHOT != 0 {
+            it.events &= PRIVATE;
+        }
+        1
     }
 
     /// The poll mask of an epoll file, without side effects: IN if an item on its ready list

@@ -295,6 +295,13 @@ impl Kernel {
             .pop_front()
             .expect("non-empty");
         self.sock_mut(child).listener = None;
+        if self.chance(self.cfg.faults.accept_reset) {
+            // The peer's RST reached the child while it sat in the accept queue. Linux does
+            // not unlink such a child: `tcp_reset` moves it to TCP_CLOSE with `sk_err` set,
+            // and `inet_csk_accept` hands it out all the same, so the caller's first read
+            // fails with ECONNRESET and epoll reports ERR|HUP on it at once.
+            self.network_reset(child);
+        }
         let remote = self.sock(child).remote;
         let new_fd = self.sock_attach(child)?;
         self.admit_waiting(l);

@@ -121,6 +121,12 @@ pub struct Faults {
     pub accept_abort: f64,
     /// `accept` fails with EMFILE although descriptors are left (the connection stays queued).
     pub accept_emfile: f64,
+    /// `accept` succeeds with a connection its peer already reset while it was queued (its
+    /// first read fails with ECONNRESET; the client sees a reset too).
+    pub accept_reset: f64,
+    /// `epoll_wait` also reports an armed registration whose file has nothing for it (the
+    /// spurious events mio documents: an event is a hint, not a promise).
+    pub spurious_ready: f64,
 }
 
 /// The send buffer Linux autotunes a loopback TCP socket to once a fill stalls on the

@@ -870,7 +870,7 @@ impl Kernel {
     }
 
     /// The reset fault: the network kills an established connection; both ends see an RST.
-    fn network_reset(&mut self, s: u32) {
+    pub(super) fn network_reset(&mut self, s: u32) {
         let peer = self.sock(s).peer;
         self.tcp_reset(s);
         if let Some(peer) = peer {

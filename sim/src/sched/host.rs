@@ -194,9 +194,17 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     });
     // Dropping a suspended coroutine unwinds its stack; calls made by destructors on the way
     // see `tearing_down` and never switch. Each one unwinds as the current thread, so that
-    // the calls its destructors make are attributed to it.
-    for (tid, coroutine) in coroutines.iter_mut().enumerate() {
-        if let Some(mut coroutine) = coroutine.take() {
+    // the calls its destructors make are attributed to it. Threads suspended inside a lock's
+    // critical section go first: their unwinding releases the data, which a destructor of
+    // another thread may need (taken while a holder still sits on it, it would block the
+    // one OS thread for good).
+    let holders_first = with_world(|w| {
+        let mut order: Vec<usize> = (0..coroutines.len()).collect();
+        order.sort_by_key(|&tid| w.threads[tid].locks_held == 0);
+        order
+    });
+    for tid in holders_first {
+        if let Some(mut coroutine) = coroutines[tid].take() {
             with_world(|w| w.current = Some(tid as u32));
             // What dropping it would do, keeping the stack.
             coroutine.force_unwind();

@@ -43,6 +43,11 @@ pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
 #[derive(Debug)]
 pub(crate) struct Picker {
     strategy: Strategy,
+    /// Random walk: the probability that a preemption point keeps the running thread. Zero
+    /// is the uniform walk; a high bias lets one thread run long stretches between
+    /// switches, which reaches states a uniform walk rarely does (a loop that gets through
+    /// a whole batch of events before a peer runs).
+    switch_bias: f64,
     /// PCT priority per thread id; higher runs first.
     priorities: Vec<u64>,
     /// PCT change points, ascending.
@@ -51,7 +56,7 @@ pub(crate) struct Picker {
 }
 
 impl Picker {
-    pub(crate) fn new(strategy: Strategy, rng: &mut ChaCha8Rng) -> Picker {
+    pub(crate) fn new(strategy: Strategy, switch_bias: f64, rng: &mut ChaCha8Rng) -> Picker {
         let mut change_points = Vec::new();
         if let Strategy::Pct { depth, steps_hint } = strategy {
             for _ in 1..depth {
@@ -61,6 +66,7 @@ impl Picker {
         }
         Picker {
             strategy,
+            switch_bias,
             priorities: Vec::new(),
             change_points,
             next_change_idx: 0,
@@ -80,6 +86,7 @@ impl Picker {
     /// Switches to a random walk (the fair phase after faults heal).
     pub(crate) fn make_fair(&mut self) {
         self.strategy = Strategy::RandomWalk;
+        self.switch_bias = 0.0;
     }
 
     /// The thread to run at `step`, among `runnable` (never empty), `current` being the
@@ -93,7 +100,12 @@ impl Picker {
     ) -> u32 {
         debug_assert!(!runnable.is_empty());
         match self.strategy {
-            Strategy::RandomWalk => runnable[below(rng, runnable.len())],
+            Strategy::RandomWalk => match current {
+                // `chance` draws nothing at zero bias, so the uniform walk's stream is
+                // the same as before the bias existed.
+                Some(tid) if runnable.contains(&tid) && chance(rng, self.switch_bias) => tid,
+                _ => runnable[below(rng, runnable.len())],
+            },
             Strategy::Pct { .. } => {
                 while self.next_change_idx < self.change_points.len()
                     && self.change_points[self.next_change_idx] <= step

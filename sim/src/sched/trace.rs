@@ -43,6 +43,12 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the `eintr_io` fault may interrupt the call (`epoll_wait` has its own fault,
+    /// `eintr`, on its own path).
+    pub(crate) fn interruptible(self) -> bool {
+        matches!(self, Op::Read | Op::Write | Op::Accept | Op::Connect)
+    }
+
     /// The call's name in the trace.
     pub fn name(self) -> &'static str {
         match self {

@@ -13,8 +13,19 @@ use std::cell::RefCell;
 /// Scheduler-level faults, each a probability per opportunity.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SchedFaults {
-    /// `epoll_wait` fails with EINTR.
+    /// `epoll_wait` fails with EINTR (a signal arrived while it slept, and the handler was
+    /// installed without `SA_RESTART`, as Go's runtime and many profilers install theirs).
     pub eintr: f64,
+    /// `read`, `write`, `accept` and `connect` fail with EINTR before they do anything.
+    ///
+    /// Linux does not do this on non-blocking sockets: `tcp_recvmsg_locked` returns EAGAIN
+    /// before it looks at pending signals when its timeout is zero, `sk_stream_wait_memory`
+    /// and `inet_csk_accept` give up with EAGAIN at a zero timeout before they could sleep,
+    /// and `inet_stream_connect` answers EINPROGRESS. A signal interrupts only a call that
+    /// sleeps. So this is a robustness fault beyond the kernel (std's `Read` contract allows
+    /// `Interrupted` from any read), for code that wants to prove it retries; swarm mode never
+    /// draws it, since code correct on Linux may rightly treat it as fatal.
+    pub eintr_io: f64,
     /// `park` returns although nobody unparked the thread (std allows it).
     pub spurious_wakeup: f64,
 }
@@ -28,6 +39,9 @@ pub struct WorldConfig {
     pub kernel: Config,
     /// How the next thread is picked.
     pub strategy: Strategy,
+    /// Random walk only: the probability that a preemption point keeps the running thread
+    /// (0 is the uniform walk).
+    pub switch_bias: f64,
     /// The run stops (inconclusive) after this many steps.
     pub max_steps: u64,
     /// Virtual time every call costs, so that a busy loop advances the clock.
@@ -54,6 +68,7 @@ impl Default for WorldConfig {
             seed: 0,
             kernel: Config::default(),
             strategy: Strategy::RandomWalk,
+            switch_bias: 0.0,
             max_steps: 1_000_000,
             call_cost_ns: 1_000,
             keep_trace: false,
@@ -119,6 +134,8 @@ pub(crate) struct Thread {
     pub(crate) state: ThreadState,
     pub(crate) wake: Wake,
     pub(crate) park_token: bool,
+    /// Locks ([`crate::sync::Mutex`]) the thread holds: it is inside their critical sections.
+    pub(crate) locks_held: u32,
     pub(crate) last_step: u64,
     /// The panic message if it panicked; `Some(Ok)` once it returned.
     pub(crate) result: Option<Result<(), String>>,
@@ -200,7 +217,7 @@ impl World {
         config.kernel.seed = super::derive_seed(seed, 1);
         let mut sched_rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, 2));
         let fault_rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, 3));
-        let picker = Picker::new(config.strategy.clone(), &mut sched_rng);
+        let picker = Picker::new(config.strategy.clone(), config.switch_bias, &mut sched_rng);
         World {
             kernel: Kernel::new(config.kernel.clone()),
             threads: Vec::new(),
@@ -239,6 +256,7 @@ impl World {
             state: ThreadState::Runnable,
             wake: Wake::Woken,
             park_token: false,
+            locks_held: 0,
             last_step: self.step,
             result: None,
         });
@@ -393,6 +411,13 @@ impl World {
             self.trace.push(Record::Fault { step, tid, what });
         }
         fired
+    }
+
+    /// Draws the `eintr` fault (`io`: the `eintr_io` one) for the call about to run.
+    pub(crate) fn interrupted(&mut self, io: bool) -> bool {
+        let faults = &self.config.faults;
+        let p = if io { faults.eintr_io } else { faults.eintr };
+        p > 0.0 && self.fault(p, "eintr")
     }
 
     /// Records the call the current thread just made.

@@ -329,6 +329,63 @@ fn accept_faults() {
     assert!(k.accept(l).is_ok(), "the connection stayed queued");
 }
 
+/// accept of a connection its peer reset while queued: the accept succeeds, the accepted
+/// socket reports ERR|HUP and its first read fails with ECONNRESET, and the client was
+/// reset too.
+#[test]
+fn accept_reset_fault() {
+    let mut k = faulty_kernel(Faults {
+        accept_reset: 1.0,
+        ..Faults::default()
+    });
+    let l = k.listen("127.0.0.1:0".parse().unwrap(), 4, false).unwrap();
+    let addr = k.local_addr(l).unwrap();
+    let c = k.connect(addr).unwrap();
+    let (s, _) = k.accept(l).expect("the accept itself succeeds");
+    let ep = k.epoll_create().unwrap();
+    k.epoll_ctl(ep, libc::EPOLL_CTL_ADD, s, libc::EPOLLIN as u32, 7)
+        .unwrap();
+    let mut out = Vec::new();
+    assert_eq!(k.epoll_poll(ep, 8, &mut out), Ok(1));
+    let (events, token) = out[0];
+    assert_eq!(token, 7);
+    let err_hup = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+    assert_eq!(events & err_hup, err_hup, "events {events:#x}");
+    let mut buf = [0u8; 4];
+    assert_eq!(k.read(s, &mut buf), Err(libc::ECONNRESET));
+    assert_eq!(k.read(c, &mut buf), Err(libc::ECONNRESET));
+}
+
+/// The spurious-readiness fault reports an armed registration with the directions it asked
+/// for although its file has nothing; a ONESHOT one is disarmed by the report, and a
+/// disarmed one is never reported.
+#[test]
+fn spurious_ready_fault() {
+    let mut k = faulty_kernel(Faults {
+        spurious_ready: 1.0,
+        ..Faults::default()
+    });
+    let (a, _b) = tcp_pair(&mut k);
+    let ep = k.epoll_create().unwrap();
+    let in_oneshot = (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLONESHOT) as u32;
+    k.epoll_ctl(ep, libc::EPOLL_CTL_ADD, a, in_oneshot, 3)
+        .unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(k.read(a, &mut buf), Err(libc::EAGAIN), "nothing to read");
+    let mut out = Vec::new();
+    assert_eq!(k.epoll_poll(ep, 8, &mut out), Ok(1));
+    assert_eq!(out, vec![(libc::EPOLLIN as u32, 3)]);
+    out.clear();
+    assert_eq!(
+        k.epoll_poll(ep, 8, &mut out),
+        Ok(0),
+        "disarmed by the report"
+    );
+    k.epoll_ctl(ep, libc::EPOLL_CTL_MOD, a, in_oneshot, 3)
+        .unwrap();
+    assert_eq!(k.epoll_poll(ep, 8, &mut out), Ok(1), "re-armed");
+}
+
 // ---- connections ----
 
 /// A full accept queue (backlog + 1 connections) keeps the next client in SYN_SENT (mask
@@ -483,6 +540,8 @@ fn random_operations_keep_the_invariants() {
             reset: 0.02,
             accept_abort: 0.1,
             accept_emfile: 0.1,
+            accept_reset: 0.1,
+            spurious_ready: 0.1,
         };
         let config = Config {
             latency_ns_max: 5_000,
