@@ -15,4 +15,5 @@ pub mod os;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod swarm;
 pub mod workload;

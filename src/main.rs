@@ -274,6 +274,9 @@ fn report(
             say!("{line}");
         }
     }
+    if let Some(environment) = &result.environment {
+        say!("{environment}");
+    }
     for line in &result.diagnosis {
         say!("{line}");
     }

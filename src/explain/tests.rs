@@ -101,6 +101,7 @@ fn result(verdict: Verdict, diagnosis: &[&str]) -> RunResult {
         diagnosis: diagnosis.iter().map(|s| s.to_string()).collect(),
         hazards: Vec::new(),
         trace: Vec::new(),
+        environment: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub use explore::{explore, shard, Explored};
 
 use crate::os::{RealOs, SimOs};
 use crate::scenario::{Scenario, Verdict};
+use crate::swarm::{self, Tolerance};
 use crate::workload::{ClientError, Progress};
 use sim::kernel::Config;
 use sim::sched::{derive_seed, Hazard, Outcome, Record, WorldConfig};
@@ -47,6 +48,8 @@ pub struct RunResult {
     pub hazards: Vec<Hazard>,
     /// Trace lines, when asked for: the whole run, or the end of a long one.
     pub trace: Vec<String>,
+    /// The environment swarm mode drew for this seed (`swarm: ...`), when it was on.
+    pub environment: Option<String>,
 }
 
 impl RunResult {
@@ -70,7 +73,8 @@ impl RunResult {
 pub const TRACE_LINES_MAX: usize = 400;
 
 /// The simulator's configuration for `scenario` at `seed`: every sub-seed and the length of
-/// the fault phase derive from `seed`.
+/// the fault phase derive from `seed`. `scenario` is taken as it is: resolve its swarm
+/// environment first ([`crate::swarm::resolve`]).
 pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldConfig {
     let sim = &scenario.sim;
     let max_steps = sim.max_steps;
@@ -89,6 +93,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
             ..Config::default()
         },
         strategy: sim.strategy.clone(),
+        switch_bias: sim.switch_bias,
         max_steps,
         keep_trace,
         faults: sim.faults.sched.clone(),
@@ -131,6 +136,8 @@ pub fn run_sim_report(
     options: &SimOptions,
 ) -> (RunResult, sim::sched::Report) {
     let keep_trace = options.keep_trace;
+    let given = scenario;
+    let scenario = &swarm::resolve(given, seed, Tolerance::of_standard_clients(given));
     let mut config = world_config(scenario, seed, keep_trace);
     config.record_decisions = options.record_decisions;
     config.replay = options.replay.clone();
@@ -150,7 +157,8 @@ pub fn run_sim_report(
     let (verdict, diagnosis) = judge(&mut report, &progress, netpoll, |report| {
         finished(report, driven, Vec::new(), diagnose::leaks(&report.kernel))
     });
-    let result = result_of(&report, seed, heal_step, keep_trace, verdict, diagnosis);
+    let mut result = result_of(&report, seed, heal_step, keep_trace, verdict, diagnosis);
+    result.environment = swarm::describe(given, &scenario.sim);
     (result, report)
 }
 
@@ -258,6 +266,7 @@ pub(crate) fn result_of(
         trace_hash: report.trace.hash(),
         diagnosis,
         hazards: report.hazards.clone(),
+        environment: None,
         trace: if keep_trace {
             trace_tail(report)
         } else {
@@ -372,5 +381,6 @@ pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
         diagnosis,
         hazards: Vec::new(),
         trace: Vec::new(),
+        environment: None,
     }
 }

@@ -125,6 +125,8 @@ pub struct SimSpec {
     pub max_steps: u64,
     /// The scheduling strategy.
     pub strategy: sim::sched::Strategy,
+    /// Random walk only: the probability that a preemption point keeps the running thread.
+    pub switch_bias: f64,
     /// Upper bound of a TCP segment's delivery latency, in microseconds.
     pub latency_us_max: u64,
     /// TCP send buffer per socket.
@@ -135,6 +137,242 @@ pub struct SimSpec {
     /// or above it cannot be opened, so `accept` fails with `EMFILE` for as long as the
     /// table stays full (the `accept_emfile` fault fails one call at a time).
     pub fd_limit: usize,
+    /// Swarm mode: each seed draws the knobs not in `pinned` (see [`crate::swarm`]).
+    /// `[sim] swarm = false` runs every seed with the values above.
+    pub swarm: bool,
+    /// The knobs the scenario set itself: swarm mode never draws them.
+    pub pinned: Pinned,
+}
+
+/// The defaults a scenario file gets for every key it leaves out.
+impl Default for SimSpec {
+    fn default() -> SimSpec {
+        SimSpec {
+            edge: sim::kernel::EdgeModel::Linux,
+            faults: FaultSpec::default(),
+            max_steps: 200_000,
+            strategy: sim::sched::Strategy::RandomWalk,
+            switch_bias: 0.0,
+            latency_us_max: 50,
+            sndbuf_bytes: 16 * 1024,
+            rcvbuf_bytes: 64 * 1024,
+            fd_limit: 1024,
+            swarm: true,
+            pinned: Pinned::default(),
+        }
+    }
+}
+
+/// A knob of the simulated environment that swarm mode draws per seed, unless pinned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Knob {
+    /// `faults.short_read`.
+    ShortRead,
+    /// `faults.short_write`.
+    ShortWrite,
+    /// `faults.segment`.
+    Segment,
+    /// `faults.reset`.
+    Reset,
+    /// `faults.accept_abort`.
+    AcceptAbort,
+    /// `faults.accept_emfile`.
+    AcceptEmfile,
+    /// `faults.accept_reset`.
+    AcceptReset,
+    /// `faults.eintr`.
+    Eintr,
+    /// `faults.eintr_io`.
+    EintrIo,
+    /// `faults.spurious_wakeup`.
+    SpuriousWakeup,
+    /// `faults.spurious_ready`.
+    SpuriousReady,
+    /// `latency_us_max`.
+    Latency,
+    /// `sndbuf_bytes`.
+    Sndbuf,
+    /// `rcvbuf_bytes`.
+    Rcvbuf,
+    /// `fd_limit`.
+    FdLimit,
+    /// `strategy` (and `pct_depth`).
+    Strategy,
+    /// `switch_bias`.
+    SwitchBias,
+}
+
+/// Every knob, in the order reports list them.
+pub const KNOBS: [Knob; 17] = [
+    Knob::ShortRead,
+    Knob::ShortWrite,
+    Knob::Segment,
+    Knob::Reset,
+    Knob::AcceptAbort,
+    Knob::AcceptEmfile,
+    Knob::AcceptReset,
+    Knob::Eintr,
+    Knob::EintrIo,
+    Knob::SpuriousWakeup,
+    Knob::SpuriousReady,
+    Knob::Latency,
+    Knob::Sndbuf,
+    Knob::Rcvbuf,
+    Knob::FdLimit,
+    Knob::Strategy,
+    Knob::SwitchBias,
+];
+
+impl Knob {
+    /// The knob's name in reports (the scenario key, without the `faults.` prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Knob::ShortRead => "short_read",
+            Knob::ShortWrite => "short_write",
+            Knob::Segment => "segment",
+            Knob::Reset => "reset",
+            Knob::AcceptAbort => "accept_abort",
+            Knob::AcceptEmfile => "accept_emfile",
+            Knob::AcceptReset => "accept_reset",
+            Knob::Eintr => "eintr",
+            Knob::EintrIo => "eintr_io",
+            Knob::SpuriousWakeup => "spurious_wakeup",
+            Knob::SpuriousReady => "spurious_ready",
+            Knob::Latency => "latency_us_max",
+            Knob::Sndbuf => "sndbuf_bytes",
+            Knob::Rcvbuf => "rcvbuf_bytes",
+            Knob::FdLimit => "fd_limit",
+            Knob::Strategy => "strategy",
+            Knob::SwitchBias => "switch_bias",
+        }
+    }
+
+    /// Whether the knob is a fault probability.
+    pub fn is_fault(self) -> bool {
+        self.probability_of(&FaultSpec::default()).is_some()
+    }
+
+    /// The fault probability this knob names in `faults`, if it is a fault.
+    pub fn probability_of(self, faults: &FaultSpec) -> Option<f64> {
+        let (k, s) = (&faults.kernel, &faults.sched);
+        Some(match self {
+            Knob::ShortRead => k.short_read,
+            Knob::ShortWrite => k.short_write,
+            Knob::Segment => k.segment,
+            Knob::Reset => k.reset,
+            Knob::AcceptAbort => k.accept_abort,
+            Knob::AcceptEmfile => k.accept_emfile,
+            Knob::AcceptReset => k.accept_reset,
+            Knob::SpuriousReady => k.spurious_ready,
+            Knob::Eintr => s.eintr,
+            Knob::EintrIo => s.eintr_io,
+            Knob::SpuriousWakeup => s.spurious_wakeup,
+            _ => return None,
+        })
+    }
+
+    /// The fault probability this knob names, for writing; `None` for other knobs.
+    pub fn probability_mut(self, faults: &mut FaultSpec) -> Option<&mut f64> {
+        let (k, s) = (&mut faults.kernel, &mut faults.sched);
+        Some(match self {
+            Knob::ShortRead => &mut k.short_read,
+            Knob::ShortWrite => &mut k.short_write,
+            Knob::Segment => &mut k.segment,
+            Knob::Reset => &mut k.reset,
+            Knob::AcceptAbort => &mut k.accept_abort,
+            Knob::AcceptEmfile => &mut k.accept_emfile,
+            Knob::AcceptReset => &mut k.accept_reset,
+            Knob::SpuriousReady => &mut k.spurious_ready,
+            Knob::Eintr => &mut s.eintr,
+            Knob::EintrIo => &mut s.eintr_io,
+            Knob::SpuriousWakeup => &mut s.spurious_wakeup,
+            _ => return None,
+        })
+    }
+}
+
+impl SimSpec {
+    /// The knob's value as reports print it (`0.31`, `6144`, `pct(2)`); a fault that is off
+    /// prints as `0`.
+    pub fn knob_text(&self, knob: Knob) -> String {
+        if let Some(p) = knob.probability_of(&self.faults) {
+            // Resets fire per write, so their drawn probabilities are small.
+            return if p == 0.0 || p >= 0.01 {
+                format!("{p:.2}")
+            } else {
+                format!("{p:.4}")
+            };
+        }
+        match knob {
+            Knob::Latency => self.latency_us_max.to_string(),
+            Knob::Sndbuf => self.sndbuf_bytes.to_string(),
+            Knob::Rcvbuf => self.rcvbuf_bytes.to_string(),
+            Knob::FdLimit => self.fd_limit.to_string(),
+            Knob::Strategy => match self.strategy {
+                sim::sched::Strategy::RandomWalk => "random".to_string(),
+                sim::sched::Strategy::Pct { depth, .. } => format!("pct({depth})"),
+            },
+            Knob::SwitchBias => format!("{:.2}", self.switch_bias),
+            _ => unreachable!("every fault knob has a probability"),
+        }
+    }
+
+    /// Sets `knob` to what `from` has.
+    pub fn copy_knob(&mut self, knob: Knob, from: &SimSpec) {
+        if let (Some(to), Some(p)) = (
+            knob.probability_mut(&mut self.faults),
+            knob.probability_of(&from.faults),
+        ) {
+            *to = p;
+            return;
+        }
+        match knob {
+            Knob::Latency => self.latency_us_max = from.latency_us_max,
+            Knob::Sndbuf => self.sndbuf_bytes = from.sndbuf_bytes,
+            Knob::Rcvbuf => self.rcvbuf_bytes = from.rcvbuf_bytes,
+            Knob::FdLimit => self.fd_limit = from.fd_limit,
+            Knob::Strategy => self.strategy = from.strategy.clone(),
+            Knob::SwitchBias => self.switch_bias = from.switch_bias,
+            _ => unreachable!("every fault knob has a probability"),
+        }
+    }
+
+    /// Pins every knob whose value differs from `before`'s (the harness's `sim` closure:
+    /// what a test changed, it meant).
+    pub fn pin_changed(&mut self, before: &SimSpec) {
+        for knob in KNOBS {
+            if self.knob_differs(before, knob) {
+                self.pinned.pin(knob);
+            }
+        }
+    }
+
+    /// Whether `knob` has another value in `other`.
+    pub fn knob_differs(&self, other: &SimSpec, knob: Knob) -> bool {
+        match knob.probability_of(&self.faults) {
+            Some(p) => knob.probability_of(&other.faults) != Some(p),
+            None => self.knob_text(knob) != other.knob_text(knob),
+        }
+    }
+}
+
+/// A set of [`Knob`]s.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pinned(u32);
+
+impl Pinned {
+    /// Every knob.
+    pub const ALL: Pinned = Pinned((1 << KNOBS.len()) - 1);
+
+    /// Adds `knob`.
+    pub fn pin(&mut self, knob: Knob) {
+        self.0 |= 1 << knob as u32;
+    }
+
+    /// Whether `knob` is in the set.
+    pub fn contains(self, knob: Knob) -> bool {
+        self.0 & (1 << knob as u32) != 0
+    }
 }
 
 /// Fault probabilities, each in `0..=1`.
@@ -181,7 +419,7 @@ impl Scenario {
     /// client losing one is not the server's fault.
     pub fn injects_resets(&self) -> bool {
         let faults = &self.sim.faults.kernel;
-        faults.reset > 0.0 || faults.accept_abort > 0.0
+        faults.reset > 0.0 || faults.accept_abort > 0.0 || faults.accept_reset > 0.0
     }
 }
 

@@ -1,7 +1,9 @@
 //! Reading a scenario file: TOML into raw, span-carrying structs (so every error can name
 //! its line), then checks of ranges and names into a [`Scenario`].
 
-use super::{ClientSpec, FaultSpec, Scenario, ServerSpec, SimSpec, PATTERNS, VERDICTS};
+use super::{
+    ClientSpec, FaultSpec, Knob, Pinned, Scenario, ServerSpec, SimSpec, PATTERNS, VERDICTS,
+};
 use crate::netpoll::Flaw as NetpollFlaw;
 use crate::server::{Balance, Flaw, HandlerKind, Model, ServerConfig, Trigger};
 use serde::Deserialize;
@@ -138,6 +140,8 @@ struct RawSim {
     sndbuf_bytes: Option<Spanned<i64>>,
     rcvbuf_bytes: Option<Spanned<i64>>,
     fd_limit: Option<Spanned<i64>>,
+    switch_bias: Option<Spanned<f64>>,
+    swarm: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,8 +153,11 @@ struct RawFaults {
     reset: Option<Spanned<f64>>,
     accept_abort: Option<Spanned<f64>>,
     accept_emfile: Option<Spanned<f64>>,
+    accept_reset: Option<Spanned<f64>>,
     eintr: Option<Spanned<f64>>,
+    eintr_io: Option<Spanned<f64>>,
     spurious_wakeup: Option<Spanned<f64>>,
+    spurious_ready: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -491,6 +498,7 @@ impl Checker<'_> {
     }
 
     fn sim(&self, raw: &RawSim) -> Result<SimSpec, ScenarioError> {
+        let defaults = SimSpec::default();
         let edge = self.choice(
             &raw.edge,
             "sim.edge",
@@ -501,7 +509,7 @@ impl Checker<'_> {
             &raw.max_steps,
             "sim.max_steps",
             100..=1_000_000_000,
-            200_000,
+            defaults.max_steps as i64,
         )? as u64;
         let depth = self.int(&raw.pct_depth, "sim.pct_depth", 1..=10, 3)? as u32;
         let strategy = self.choice(
@@ -510,7 +518,15 @@ impl Checker<'_> {
             &[("random", false), ("pct", true)],
             false,
         )?;
-        let strategy = if strategy {
+        // `pct_depth` alone means PCT: a depth says which strategy is meant.
+        if let (Some(depth), false, true) = (&raw.pct_depth, strategy, raw.strategy.is_some()) {
+            return Err(self.error(
+                depth.span(),
+                "sim.pct_depth",
+                "applies only to strategy = \"pct\"".to_string(),
+            ));
+        }
+        let strategy = if strategy || raw.pct_depth.is_some() {
             Strategy::Pct {
                 depth,
                 steps_hint: max_steps,
@@ -518,49 +534,97 @@ impl Checker<'_> {
         } else {
             Strategy::RandomWalk
         };
-        let faults = raw.faults.as_ref().map_or(Ok(FaultSpec::default()), |f| {
-            Ok::<_, ScenarioError>(FaultSpec {
-                kernel: Faults {
-                    short_read: self.probability(&f.short_read, "sim.faults.short_read")?,
-                    short_write: self.probability(&f.short_write, "sim.faults.short_write")?,
-                    segment: self.probability(&f.segment, "sim.faults.segment")?,
-                    reset: self.probability(&f.reset, "sim.faults.reset")?,
-                    accept_abort: self.probability(&f.accept_abort, "sim.faults.accept_abort")?,
-                    accept_emfile: self
-                        .probability(&f.accept_emfile, "sim.faults.accept_emfile")?,
-                },
-                sched: SchedFaults {
-                    eintr: self.probability(&f.eintr, "sim.faults.eintr")?,
-                    spurious_wakeup: self
-                        .probability(&f.spurious_wakeup, "sim.faults.spurious_wakeup")?,
-                },
-            })
-        })?;
+        let no_faults = RawFaults::default();
+        let f = raw.faults.as_ref().unwrap_or(&no_faults);
+        let faults = FaultSpec {
+            kernel: Faults {
+                short_read: self.probability(&f.short_read, "sim.faults.short_read")?,
+                short_write: self.probability(&f.short_write, "sim.faults.short_write")?,
+                segment: self.probability(&f.segment, "sim.faults.segment")?,
+                reset: self.probability(&f.reset, "sim.faults.reset")?,
+                accept_abort: self.probability(&f.accept_abort, "sim.faults.accept_abort")?,
+                accept_emfile: self.probability(&f.accept_emfile, "sim.faults.accept_emfile")?,
+                accept_reset: self.probability(&f.accept_reset, "sim.faults.accept_reset")?,
+                spurious_ready: self.probability(&f.spurious_ready, "sim.faults.spurious_ready")?,
+            },
+            sched: SchedFaults {
+                eintr: self.probability(&f.eintr, "sim.faults.eintr")?,
+                eintr_io: self.probability(&f.eintr_io, "sim.faults.eintr_io")?,
+                spurious_wakeup: self
+                    .probability(&f.spurious_wakeup, "sim.faults.spurious_wakeup")?,
+            },
+        };
+        if let Some(value) = raw
+            .switch_bias
+            .as_ref()
+            .filter(|_| matches!(strategy, Strategy::Pct { .. }))
+        {
+            return Err(self.error(
+                value.span(),
+                "sim.switch_bias",
+                "applies only to strategy = \"random\" (PCT picks by priority)".to_string(),
+            ));
+        }
         const BUF_BYTES_MAX: i64 = 64 * 1024 * 1024;
+        // Every key the file sets is pinned: swarm mode draws only what it leaves out.
+        let set = [
+            (f.short_read.is_some(), Knob::ShortRead),
+            (f.short_write.is_some(), Knob::ShortWrite),
+            (f.segment.is_some(), Knob::Segment),
+            (f.reset.is_some(), Knob::Reset),
+            (f.accept_abort.is_some(), Knob::AcceptAbort),
+            (f.accept_emfile.is_some(), Knob::AcceptEmfile),
+            (f.accept_reset.is_some(), Knob::AcceptReset),
+            (f.eintr.is_some(), Knob::Eintr),
+            (f.eintr_io.is_some(), Knob::EintrIo),
+            (f.spurious_wakeup.is_some(), Knob::SpuriousWakeup),
+            (f.spurious_ready.is_some(), Knob::SpuriousReady),
+            (raw.latency_us_max.is_some(), Knob::Latency),
+            (raw.sndbuf_bytes.is_some(), Knob::Sndbuf),
+            (raw.rcvbuf_bytes.is_some(), Knob::Rcvbuf),
+            (raw.fd_limit.is_some(), Knob::FdLimit),
+            (
+                raw.strategy.is_some() || raw.pct_depth.is_some(),
+                Knob::Strategy,
+            ),
+            (raw.switch_bias.is_some(), Knob::SwitchBias),
+        ];
+        let mut pinned = Pinned::default();
+        for (_, knob) in set.iter().filter(|(is_set, _)| *is_set) {
+            pinned.pin(*knob);
+        }
         Ok(SimSpec {
             edge,
             faults,
             max_steps,
             strategy,
+            switch_bias: self.probability(&raw.switch_bias, "sim.switch_bias")?,
             latency_us_max: self.int(
                 &raw.latency_us_max,
                 "sim.latency_us_max",
                 0..=1_000_000,
-                50,
+                defaults.latency_us_max as i64,
             )? as u64,
             sndbuf_bytes: self.int(
                 &raw.sndbuf_bytes,
                 "sim.sndbuf_bytes",
                 1024..=BUF_BYTES_MAX,
-                16 * 1024,
+                defaults.sndbuf_bytes as i64,
             )? as usize,
             rcvbuf_bytes: self.int(
                 &raw.rcvbuf_bytes,
                 "sim.rcvbuf_bytes",
                 1024..=BUF_BYTES_MAX,
-                64 * 1024,
+                defaults.rcvbuf_bytes as i64,
             )? as usize,
-            fd_limit: self.int(&raw.fd_limit, "sim.fd_limit", 8..=1_048_576, 1024)? as usize,
+            fd_limit: self.int(
+                &raw.fd_limit,
+                "sim.fd_limit",
+                8..=1_048_576,
+                defaults.fd_limit as i64,
+            )? as usize,
+            swarm: raw.swarm.as_ref().is_none_or(|s| *s.get_ref()),
+            pinned,
         })
     }
 }

@@ -124,7 +124,7 @@ fn probability_out_of_range() {
 fn unknown_fault_name() {
     check_error(
         "name = \"x\"\n[sim]\nfaults = { shortwrite = 0.5 }\n",
-        "bad.toml:3: key `shortwrite`: unknown field `shortwrite`, expected one of `short_read`, `short_write`, `segment`, `reset`, `accept_abort`, `accept_emfile`, `eintr`, `spurious_wakeup`",
+        "bad.toml:3: key `shortwrite`: unknown field `shortwrite`, expected one of `short_read`, `short_write`, `segment`, `reset`, `accept_abort`, `accept_emfile`, `accept_reset`, `eintr`, `eintr_io`, `spurious_wakeup`, `spurious_ready`",
     );
 }
 
@@ -235,5 +235,49 @@ fn the_frame_handler_is_for_the_reactor_server_only() {
     check_error(
         "name = \"x\"\n[server]\nmodel = \"shared-epoll\"\nhandler = \"frame\"\n",
         "bad.toml:4: key `server.handler`: the netpoll and shared-epoll servers only echo",
+    );
+}
+
+#[test]
+fn every_key_a_file_sets_is_pinned_and_swarm_can_be_turned_off() {
+    use super::{Knob, KNOBS};
+    let text = "name = \"x\"\n[sim]\nsndbuf_bytes = 4096\nswitch_bias = 0.5\n\
+                faults = { accept_reset = 0.1, spurious_ready = 0.2, eintr_io = 0.3 }\n";
+    let scenario = parse("ok.toml", text).expect("valid");
+    assert!(scenario.sim.swarm, "swarm mode is on unless turned off");
+    let pinned: Vec<Knob> = KNOBS
+        .into_iter()
+        .filter(|&k| scenario.sim.pinned.contains(k))
+        .collect();
+    assert_eq!(
+        pinned,
+        [
+            Knob::AcceptReset,
+            Knob::EintrIo,
+            Knob::SpuriousReady,
+            Knob::Sndbuf,
+            Knob::SwitchBias
+        ]
+    );
+    assert_eq!(scenario.sim.faults.kernel.spurious_ready, 0.2);
+    assert_eq!(scenario.sim.faults.sched.eintr_io, 0.3);
+    let off = parse("ok.toml", "name = \"x\"\n[sim]\nswarm = false\n").expect("valid");
+    assert!(!off.sim.swarm);
+}
+
+#[test]
+fn a_pct_depth_pins_pct_and_contradictions_are_refused() {
+    let depth = parse("ok.toml", "name = \"x\"\n[sim]\npct_depth = 2\n").expect("valid");
+    assert!(matches!(
+        depth.sim.strategy,
+        sim::sched::Strategy::Pct { depth: 2, .. }
+    ));
+    check_error(
+        "name = \"x\"\n[sim]\nstrategy = \"random\"\npct_depth = 2\n",
+        "bad.toml:4: key `sim.pct_depth`: applies only to strategy = \"pct\"",
+    );
+    check_error(
+        "name = \"x\"\n[sim]\nstrategy = \"pct\"\nswitch_bias = 0.5\n",
+        "bad.toml:4: key `sim.switch_bias`: applies only to strategy = \"random\" (PCT picks by priority)",
     );
 }

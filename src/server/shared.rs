@@ -58,6 +58,9 @@ struct Shared<O: Os> {
     /// thread.
     stop_fd: Fd,
     stopping: O::Atomic,
+    /// While the descriptor table is full: the time (`Os::now`, in ns) after which accepting
+    /// is tried again; 0 when accepting is not paused.
+    accept_resume_ns: O::Atomic,
     /// `false` under flaw `shared-no-oneshot`.
     oneshot: bool,
     read_buffer_bytes: usize,
@@ -96,6 +99,7 @@ impl<O: Os> SharedServer<O> {
             listener,
             stop_fd,
             stopping: os.atomic(0),
+            accept_resume_ns: os.atomic(0),
             oneshot: !cfg.has(Flaw::SharedNoOneshot),
             read_buffer_bytes: cfg.read_buffer_bytes,
             outbound_bytes_max: cfg.outbound_bytes_max,
@@ -203,16 +207,21 @@ impl<O: Os> Shared<O> {
         loop {
             match self
                 .os
-                .epoll_wait(self.epfd, &mut events, self.events_max, None)
+                .epoll_wait(self.epfd, &mut events, self.events_max, self.wait_timeout())
             {
                 Ok(_) | Err(Errno::EINTR) => {}
                 // The server's own epoll descriptor failing is a bug in this program, not
                 // something a peer can cause.
                 Err(errno) => panic!("epoll_wait on the server's own epoll instance: {errno}"),
             }
+            self.resume_accepting();
             for event in &events {
                 match event.token {
-                    STOP_TOKEN => return,
+                    // An event is a hint: a spurious one for the stop eventfd must not
+                    // end a thread of a server nobody stopped (found by swarm mode's
+                    // `spurious_ready`: every thread left, and the clients stalled).
+                    STOP_TOKEN if self.stopping.load() != 0 => return,
+                    STOP_TOKEN => {}
                     LISTENER_TOKEN => self.accept_all(),
                     Token(token) => self.serve(token, event.events, &mut buf),
                 }
@@ -220,18 +229,52 @@ impl<O: Os> Shared<O> {
         }
     }
 
+    /// How long `epoll_wait` may sleep: until accepting resumes while it is paused (every
+    /// thread wakes for it then, and the first to see it retries), else forever.
+    fn wait_timeout(&self) -> Option<Duration> {
+        match self.accept_resume_ns.load() {
+            0 => None,
+            resume_ns => {
+                let now_ns = self.os.now().as_nanos() as u64;
+                Some(Duration::from_nanos(resume_ns.saturating_sub(now_ns)))
+            }
+        }
+    }
+
+    /// Ends the pause once its time has come: exactly one thread (the one whose swap finds
+    /// the deadline) accepts what queued meanwhile, for which no new edge will come.
+    fn resume_accepting(&self) {
+        let resume_ns = self.accept_resume_ns.load();
+        if resume_ns == 0 || (self.os.now().as_nanos() as u64) < resume_ns {
+            return;
+        }
+        if self.accept_resume_ns.compare_exchange(resume_ns, 0).is_ok() {
+            self.accept_all();
+        }
+    }
+
     /// Accepts until `EAGAIN`: the listener is edge-triggered and shared, so whichever
     /// thread hears it takes everything queued.
     fn accept_all(&self) {
+        if self.accept_resume_ns.load() != 0 {
+            // Paused: the thread that resumes accepting takes this edge's connections too.
+            return;
+        }
         loop {
             match self.os.accept(self.listener) {
                 Ok((fd, _peer)) => self.adopt(fd),
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::ECONNRESET) => {}
                 // Out of descriptors: the queued connections will raise no new edge, so
-                // this thread waits and tries again itself (other threads serve meanwhile).
-                Err(Errno::EMFILE | Errno::ENFILE) if self.stopping.load() == 0 => {
-                    self.os.sleep(self.accept_backoff);
+                // accepting pauses for the back-off and resumes from `epoll_wait`'s
+                // timeout. Sleeping here instead would stop this thread serving the very
+                // connections whose closing frees descriptors, and once every thread slept
+                // here nothing would (found by swarm mode with a tight `fd_limit`).
+                Err(Errno::EMFILE | Errno::ENFILE) => {
+                    let resume = self.os.now() + self.accept_backoff;
+                    self.accept_resume_ns
+                        .store((resume.as_nanos() as u64).max(1));
+                    return;
                 }
                 Err(_) => return,
             }

@@ -1,0 +1,260 @@
+//! Swarm mode: every seed first draws its own simulated environment, then runs in it.
+//!
+//! Why: a scenario that carries the setting exposing its bug (tiny buffers, a fault at 50%,
+//! strict edges) only finds bugs its author already suspected. The environment is the
+//! simulator's to vary, not the user's: which fault kinds are on and how often they fire,
+//! the TCP buffer sizes, the delivery latency, the descriptor limit, the scheduling strategy
+//! and its switch bias. Each kind is left out of about half the seeds, as in swarm testing
+//! (Groce et al., ISSTA 2012): a run without short writes reaches states a run drowning in
+//! them never does, and the other way round. FoundationDB's BUGGIFY does the same for its
+//! simulated cluster.
+//!
+//! The draw comes from its own stream of the seed (stream 10), so the seed alone replays
+//! the environment, and the run's other streams (schedule, kernel, faults, workload) are the
+//! ones the same seed gives without swarm. Knobs the scenario sets itself are pinned and
+//! never drawn; `[sim] swarm = false` draws nothing.
+
+use crate::scenario::{Knob, Pattern, Scenario, SimSpec, KNOBS};
+use crate::server::Model;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use sim::sched::{derive_seed, Strategy};
+
+/// The seed stream the environment is drawn from.
+const SWARM_STREAM: u64 = 10;
+
+/// The largest TCP send buffer drawn: what Linux autotunes a loopback socket to.
+const SNDBUF_BYTES_MAX: usize = 3_939_840;
+/// The largest TCP receive buffer drawn: Linux's default `SO_RCVBUF` on loopback.
+const RCVBUF_BYTES_MAX: usize = 131_072;
+/// The smallest TCP buffer drawn (the scenario files' lower bound).
+const BUF_BYTES_MIN: usize = 1024;
+
+/// What the workload lets the network do to it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Tolerance {
+    /// The clients reconnect and resend when the network resets a connection, so resets and
+    /// aborted accepts may be drawn.
+    pub resets: bool,
+}
+
+impl Tolerance {
+    /// What edgesim's own clients tolerate for `scenario`: resets, except where the pattern
+    /// expects the server to end the connection (an end of file the retry would mistake for
+    /// a reset).
+    pub fn of_standard_clients(scenario: &Scenario) -> Tolerance {
+        Tolerance {
+            resets: scenario.clients.pattern != Pattern::Idle,
+        }
+    }
+}
+
+/// `scenario` with its environment for `seed`: the unpinned knobs drawn when swarm mode is
+/// on, the scenario as it is otherwise.
+pub fn resolve(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> Scenario {
+    let mut resolved = scenario.clone();
+    if scenario.sim.swarm {
+        let drawn = draw(scenario, seed, tolerance);
+        for knob in KNOBS {
+            if !scenario.sim.pinned.contains(knob) {
+                resolved.sim.copy_knob(knob, &drawn);
+            }
+        }
+    }
+    resolved
+}
+
+/// The environment line of a run: `swarm: short_read=0.31 segment=0.12 rcvbuf_bytes=6144
+/// strategy=pct(2) ...`: every drawn knob that differs from the scenario files' default, then
+/// the pinned ones; `None` when swarm mode is off.
+pub fn describe(scenario: &Scenario, resolved: &SimSpec) -> Option<String> {
+    if !scenario.sim.swarm {
+        return None;
+    }
+    let text = |knobs: Vec<Knob>| -> String {
+        let pairs: Vec<String> = knobs
+            .iter()
+            .map(|&k| format!("{}={}", k.name(), resolved.knob_text(k)))
+            .collect();
+        pairs.join(" ")
+    };
+    let drawn = drawn_knobs(scenario, resolved);
+    let mut line = if drawn.is_empty() {
+        "swarm: (every drawn knob at its default)".to_string()
+    } else {
+        format!("swarm: {}", text(drawn))
+    };
+    let pinned: Vec<Knob> = KNOBS
+        .into_iter()
+        .filter(|&k| scenario.sim.pinned.contains(k))
+        .collect();
+    if !pinned.is_empty() {
+        line.push_str(&format!(" (pinned: {})", text(pinned)));
+    }
+    Some(line)
+}
+
+/// The knobs that were drawn, not pinned, and differ from the scenario files' defaults:
+/// what `run` tries turning off to say which of them mattered, and what `shrink` tries
+/// removing.
+pub fn drawn_knobs(scenario: &Scenario, resolved: &SimSpec) -> Vec<Knob> {
+    if !scenario.sim.swarm {
+        return Vec::new();
+    }
+    let neutral = SimSpec::default();
+    KNOBS
+        .into_iter()
+        .filter(|&k| !scenario.sim.pinned.contains(k))
+        .filter(|&k| resolved.knob_differs(&neutral, k))
+        .collect()
+}
+
+/// A uniform draw in `[0, 1)`.
+fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A draw uniform in `[low, high)`.
+fn uniform(rng: &mut ChaCha8Rng, low: f64, high: f64) -> f64 {
+    low + unit(rng) * (high - low)
+}
+
+/// A draw whose logarithm is uniform in `[ln low, ln high]`: sizes across scales.
+fn log_uniform(rng: &mut ChaCha8Rng, low: usize, high: usize) -> usize {
+    let (a, b) = ((low as f64).ln(), (high as f64).ln());
+    (uniform(rng, a, b).exp().round() as usize).clamp(low, high)
+}
+
+/// Each fault kind: the chance it is on in a seed, and the range of its probability per
+/// opportunity when it is. Kinds that cost the correct server time (each EMFILE backs its
+/// listener off for 100 ms) or a connection (resets) are on less often and fire rarely.
+const FAULT_DRAWS: [(Knob, f64, f64, f64); 10] = [
+    (Knob::ShortRead, 0.5, 0.05, 0.5),
+    (Knob::ShortWrite, 0.5, 0.05, 0.5),
+    (Knob::Segment, 0.5, 0.05, 0.5),
+    (Knob::Eintr, 0.3, 0.01, 0.2),
+    (Knob::SpuriousReady, 0.3, 0.01, 0.2),
+    (Knob::SpuriousWakeup, 0.3, 0.01, 0.2),
+    (Knob::AcceptEmfile, 0.2, 0.01, 0.2),
+    // Resets per batch of a client's messages (scaled to a probability per write below):
+    // a batch must nearly always get through within the clients' 32 attempts, also when
+    // short writes split its messages into many more writes than the estimate counts.
+    (Knob::Reset, 0.15, 0.01, 0.2),
+    (Knob::AcceptAbort, 0.15, 0.01, 0.1),
+    (Knob::AcceptReset, 0.15, 0.01, 0.1),
+];
+
+/// Whether a fault kind's injections kill connections.
+fn kills_connections(knob: Knob) -> bool {
+    matches!(knob, Knob::Reset | Knob::AcceptAbort | Knob::AcceptReset)
+}
+
+/// Every knob drawn for `scenario` at `seed` (pinned ones included: the caller keeps the
+/// scenario's value for those). The draws happen in a fixed order whatever is pinned, so
+/// pinning one knob does not change the others.
+fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SWARM_STREAM));
+    let mut spec = SimSpec::default();
+    for (knob, on, low, high) in FAULT_DRAWS {
+        let is_on = unit(&mut rng) < on;
+        let p = uniform(&mut rng, low, high);
+        if is_on && (tolerance.resets || !kills_connections(knob)) {
+            let p = if knob == Knob::Reset {
+                p / writes_per_batch(scenario)
+            } else {
+                p
+            };
+            *knob
+                .probability_mut(&mut spec.faults)
+                .expect("a fault knob") = p;
+        }
+    }
+    let (latency_drawn, latency) = (unit(&mut rng) < 0.5, log_uniform(&mut rng, 1, 1000));
+    if latency_drawn {
+        spec.latency_us_max = latency as u64;
+    }
+    let (sndbuf_drawn, sndbuf) = (
+        unit(&mut rng) < 0.5,
+        log_uniform(&mut rng, BUF_BYTES_MIN, SNDBUF_BYTES_MAX),
+    );
+    if sndbuf_drawn {
+        spec.sndbuf_bytes = sndbuf;
+    }
+    let (rcvbuf_drawn, rcvbuf) = (
+        unit(&mut rng) < 0.5,
+        log_uniform(&mut rng, BUF_BYTES_MIN, RCVBUF_BYTES_MAX),
+    );
+    if rcvbuf_drawn {
+        spec.rcvbuf_bytes = rcvbuf;
+    }
+    let (tight, room) = (unit(&mut rng) < 0.25, unit(&mut rng));
+    if tight {
+        spec.fd_limit = tight_fd_limit(scenario, room).min(spec.fd_limit);
+    }
+    let (pct, depth, bias_on, bias) = (
+        unit(&mut rng) < 0.5,
+        1 + (rng.next_u64() % 3) as u32,
+        unit(&mut rng) < 0.5,
+        uniform(&mut rng, 0.5, 0.95),
+    );
+    if pct {
+        spec.strategy = Strategy::Pct {
+            depth,
+            steps_hint: steps_estimate(scenario),
+        };
+    } else if bias_on {
+        spec.switch_bias = bias;
+    }
+    spec
+}
+
+/// A descriptor limit that leaves the server room for only some of the clients'
+/// connections at once (`room` in `[0, 1)` says how many): every client's own socket and
+/// epoll instance fit, the server's fixed descriptors fit, and between 1 and all of the
+/// connections' server ends fit. The rest wait in the accept queue until one closes, so the
+/// listener meets a full table (EMFILE) in the middle of ordinary traffic.
+fn tight_fd_limit(scenario: &Scenario, room: f64) -> usize {
+    const STDIO_FDS: usize = 3;
+    /// A client holds its socket and its epoll instance.
+    const CLIENT_FDS: usize = 2;
+    let clients = scenario.clients.count;
+    let server_ends = 1 + (room * clients as f64) as usize;
+    STDIO_FDS + server_fds(scenario) + CLIENT_FDS * clients + server_ends.min(clients)
+}
+
+/// Descriptors the server holds besides its connections, at most (measured from the
+/// traces: a multi-reactor server has a listener and an epoll instance and an eventfd per
+/// loop; reuseport a listener, an epoll instance and an eventfd per loop; the others three).
+fn server_fds(scenario: &Scenario) -> usize {
+    let config = &scenario.server.config;
+    if scenario.server.netpoll {
+        return 3;
+    }
+    match config.model {
+        Model::SingleReactor | Model::SharedEpoll => 3,
+        Model::MultiReactor => 1 + 2 * (config.reactors + 1),
+        Model::ReusePort => 3 * config.reactors,
+    }
+}
+
+/// About how many writes both ends of one client's connection make for one batch of its
+/// messages, at worst (1 KiB at a time): the `reset` fault fires per write.
+fn writes_per_batch(scenario: &Scenario) -> f64 {
+    let clients = &scenario.clients;
+    let messages = if clients.pattern == Pattern::Churn {
+        1
+    } else {
+        clients.messages
+    };
+    (2 * messages * (1 + clients.size_bytes.1 / 1024)) as f64
+}
+
+/// About how many steps the run takes (bench-echo measured 10.5 per round trip; large
+/// messages take more), so PCT's change points fall inside the run rather than far beyond
+/// its end, where they would never be reached.
+fn steps_estimate(scenario: &Scenario) -> u64 {
+    let clients = &scenario.clients;
+    let per_message = 12 * (1 + clients.size_bytes.1 as u64 / 16_384);
+    let estimate = 300 + clients.count as u64 * clients.messages as u64 * per_message;
+    estimate.min(scenario.sim.max_steps)
+}
