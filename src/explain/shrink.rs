@@ -379,21 +379,15 @@ pub fn scenario_toml(original_text: &str, shrunk: &Scenario) -> Result<String, S
         Value::String(format!("{min}..{max}"))
     };
     clients.insert("size".into(), size);
-    let f = &shrunk.sim.faults;
-    let faults: Table = [
-        ("short_read", f.kernel.short_read),
-        ("short_write", f.kernel.short_write),
-        ("segment", f.kernel.segment),
-        ("reset", f.kernel.reset),
-        ("accept_abort", f.kernel.accept_abort),
-        ("accept_emfile", f.kernel.accept_emfile),
-        ("eintr", f.sched.eintr),
-        ("spurious_wakeup", f.sched.spurious_wakeup),
-    ]
-    .into_iter()
-    .filter(|(_, p)| *p > 0.0)
-    .map(|(name, p)| (name.to_string(), Value::Float(p)))
-    .collect();
+    // Every fault kind that fires, and every one the scenario pins (a kind the shrinker
+    // turned off stays off under swarm mode only if the file still names it).
+    let sim = &shrunk.sim;
+    let faults: Table = crate::scenario::KNOBS
+        .into_iter()
+        .filter_map(|knob| Some((knob, knob.probability_of(&sim.faults)?)))
+        .filter(|&(knob, p)| p > 0.0 || sim.pinned.contains(knob))
+        .map(|(knob, p)| (knob.name().to_string(), Value::Float(p)))
+        .collect();
     table(&mut root, "sim").insert("faults".into(), Value::Table(faults));
     let expect = table(&mut root, "expect");
     expect.insert(
