@@ -370,6 +370,7 @@ fn explore_cli(
     if let Some(peak) = real::alloc::run_peak_bytes_max().filter(|&p| p > 0) {
         say!("peak_run_heap_bytes={peak}");
     }
+    say!("{}", explored.per_seed());
     say!("{}", explored.summary());
     ExitCode::SUCCESS
 }

@@ -7,7 +7,7 @@ mod explore;
 
 pub use diagnose::hazard_line;
 pub use drive::{drive, idle_steps, Driven, IDLE_WINDOW};
-pub(crate) use explore::{check_seed, explored, for_each_seed};
+pub(crate) use explore::{check_seed, explored, for_each_seed, Tally};
 pub use explore::{explore, shard, Explored};
 
 use crate::os::{RealOs, SimOs};
@@ -36,6 +36,8 @@ pub struct RunResult {
     pub steps: u64,
     /// Thread switches (simulator).
     pub switches: u64,
+    /// Scheduling decisions: picks that drew from the schedule stream (simulator).
+    pub decisions: u64,
     /// Virtual (simulator) or wall (Linux) time the run took, in ms.
     pub elapsed_ms: f64,
     /// The step at which faults stopped and the schedule became fair.
@@ -205,6 +207,11 @@ pub(crate) fn judge(
             }
         }
         Outcome::Finished => finished(report),
+        // Only the exhaustive search cuts runs short, and it does not judge those.
+        Outcome::Pruned => (
+            Verdict::Inconclusive,
+            vec!["the exhaustive search cut the run short (an order it already ran)".to_string()],
+        ),
     }
 }
 
@@ -261,6 +268,7 @@ pub(crate) fn result_of(
         seed,
         steps: report.steps,
         switches: report.switches,
+        decisions: report.decisions_drawn,
         elapsed_ms: report.now_ns as f64 / 1e6,
         heal_step,
         trace_hash: report.trace.hash(),
@@ -375,6 +383,7 @@ pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
         seed: 0,
         steps: 0,
         switches: 0,
+        decisions: 0,
         elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
         heal_step: 0,
         trace_hash: 0,
