@@ -282,7 +282,7 @@ pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
     call_observed(
         Op::Read,
         args,
-        KernelCall::Fd(fd),
+        KernelCall::Read(fd),
         |k| k.read(fd, buf),
         |w, result| match result {
             // An interrupted read took nothing and proves nothing about the socket.

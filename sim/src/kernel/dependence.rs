@@ -43,9 +43,14 @@ use super::Kernel;
 /// A kernel call as the dependence relation sees it: which descriptors or table it names.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KernelCall {
-    /// A call on one descriptor that neither allocates nor frees a number (`read`, `write`,
-    /// `shutdown`, the ioctls and socket options, eventfd reads and writes).
+    /// A call on one descriptor that neither allocates nor frees a number (`shutdown`, the
+    /// ioctls and socket options, eventfd reads and writes; `read` and `write` as well when
+    /// told apart from them does not matter).
     Fd(i32),
+    /// `read` on a descriptor.
+    Read(i32),
+    /// `write` (`writev`) on a descriptor.
+    Write(i32),
     /// `close` or `reset`: the descriptor and the table.
     Close(i32),
     /// `dup`: the descriptor and the table.
@@ -67,6 +72,15 @@ pub enum KernelCall {
     },
     /// `epoll_wait` on an instance, or its re-poll after a wakeup.
     EpollWait(i32),
+}
+
+/// How far a call on a stream socket may reach across the connection.
+#[derive(Copy, Clone)]
+enum Reach {
+    /// Any call: whatever the socket's state allows.
+    Any,
+    /// A read: only what the window it opens makes the two ends send.
+    Read,
 }
 
 /// The kinds of object a footprint names; the kind sits in a key's top bits.
@@ -278,7 +292,11 @@ impl Kernel {
     /// The open file description a call on one descriptor is made on, with the structure
     /// epoch: as long as both stay, so does the call's footprint.
     pub(crate) fn call_file(&self, call: KernelCall) -> Option<(u32, u64)> {
-        let (KernelCall::Fd(fd) | KernelCall::EpollWait(fd)) = call else {
+        let (KernelCall::Fd(fd)
+        | KernelCall::Read(fd)
+        | KernelCall::Write(fd)
+        | KernelCall::EpollWait(fd)) = call
+        else {
             return None;
         };
         self.fd_file(fd)
@@ -286,12 +304,22 @@ impl Kernel {
             .map(|file| (file, self.structure_epoch))
     }
 
-    /// [`Kernel::footprint`], from a per-file cache for the calls on one descriptor (the
-    /// calls of every step: reads, writes, waits). The scheduler asks at most preemption
-    /// points, and structure changes far less often than it asks.
+    /// A footprint of `call` that holds whatever the sockets' queues: [`Kernel::footprint`]
+    /// of the call made as a generic [`KernelCall::Fd`] (which reaches a peer's instances
+    /// whenever a call on the socket may), from a per-file cache for the calls on one
+    /// descriptor (the calls of every step). The reduced walk asks at most preemption
+    /// points, and the structure changes far less often than it asks.
     pub fn footprint_cached(&mut self, call: KernelCall) -> Footprint {
-        let (KernelCall::Fd(fd) | KernelCall::EpollWait(fd)) = call else {
+        let (KernelCall::Fd(fd)
+        | KernelCall::Read(fd)
+        | KernelCall::Write(fd)
+        | KernelCall::EpollWait(fd)) = call
+        else {
             return self.footprint(call);
+        };
+        let call = match call {
+            KernelCall::EpollWait(_) => call,
+            _ => KernelCall::Fd(fd),
         };
         let Ok(file) = self.fd_file(fd) else {
             return self.footprint(call);
@@ -316,10 +344,12 @@ impl Kernel {
     pub fn footprint(&self, call: KernelCall) -> Footprint {
         let mut fp = Footprint::default();
         match call {
-            KernelCall::Fd(fd) => self.fd_footprint(fd, &mut fp),
+            KernelCall::Fd(fd) => self.fd_footprint(fd, Reach::Any, &mut fp),
+            KernelCall::Read(fd) => self.fd_footprint(fd, Reach::Read, &mut fp),
+            KernelCall::Write(fd) => self.fd_footprint(fd, Reach::Any, &mut fp),
             KernelCall::Close(fd) | KernelCall::Dup(fd) | KernelCall::Accept(fd) => {
                 fp.push(key(Kind::FdTable, 0u32));
-                self.fd_footprint(fd, &mut fp);
+                self.fd_footprint(fd, Reach::Any, &mut fp);
             }
             KernelCall::Connect(port) => {
                 fp.push(key(Kind::FdTable, 0u32));
@@ -337,17 +367,17 @@ impl Kernel {
             }
             KernelCall::Alloc => fp.push(key(Kind::FdTable, 0u32)),
             KernelCall::EpollCtl { epfd, fd } => {
-                self.fd_footprint(epfd, &mut fp);
-                self.fd_footprint(fd, &mut fp);
+                self.fd_footprint(epfd, Reach::Any, &mut fp);
+                self.fd_footprint(fd, Reach::Any, &mut fp);
             }
-            KernelCall::EpollWait(epfd) => self.fd_footprint(epfd, &mut fp),
+            KernelCall::EpollWait(epfd) => self.fd_footprint(epfd, Reach::Any, &mut fp),
         }
         fp
     }
 
     /// The object behind `fd` and the epoll instances its wakeups reach; the descriptor
     /// table when `fd` is not open.
-    fn fd_footprint(&self, fd: i32, fp: &mut Footprint) {
+    fn fd_footprint(&self, fd: i32, reach: Reach, fp: &mut Footprint) {
         let Ok(file) = self.fd_file(fd) else {
             fp.push(key(Kind::FdTable, 0u32));
             return;
@@ -369,10 +399,20 @@ impl Kernel {
                 self.watchers_footprint(file, fp);
                 // The peer's instances are woken by what reaches the peer: at once on unix
                 // sockets and on a synchronous wire, else when the segment is delivered (an
-                // event of the network), except the ACK of a FIN this socket still owes.
-                let reaches_peer = self.cfg.latency_ns_max == 0
-                    || sock.proto == super::stream::Proto::Unix
-                    || sock.ack_pending;
+                // event of the network), except the ACK of a FIN this socket still owes. A
+                // TCP read reaches the peer only through the window it opens: when the peer
+                // (or this socket) has something to send then.
+                let synchronous = self.cfg.latency_ns_max == 0;
+                let reaches_peer = sock.proto == super::stream::Proto::Unix
+                    || sock.ack_pending
+                    || (synchronous
+                        && match reach {
+                            Reach::Any => true,
+                            Reach::Read => {
+                                sock.may_transmit()
+                                    || peer.is_some_and(|(_, peer)| peer.may_transmit())
+                            }
+                        });
                 if let Some(peer_file) = peer.and_then(|(_, p)| p.file).filter(|_| reaches_peer) {
                     self.watchers_footprint(peer_file, fp);
                 }

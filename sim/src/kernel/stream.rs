@@ -165,6 +165,15 @@ impl Sock {
         }
     }
 
+    /// Whether a window update from the peer would make this socket send something: queued
+    /// bytes, a FIN, a window it owes the peer, or the ACK of the peer's FIN.
+    pub(super) fn may_transmit(&self) -> bool {
+        !self.snd.is_empty()
+            || (self.fin_pending && !self.fin_sent)
+            || self.unadvertised_read_bytes > 0
+            || self.ack_pending
+    }
+
     /// Takes the pending error (`sock_error`).
     fn take_err(&mut self) -> Option<Errno> {
         match std::mem::take(&mut self.err) {
