@@ -7,11 +7,11 @@ use crate::kernel::{Footprint, Kernel, KernelCall};
 /// A pending call, before it is resolved against the kernel.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Not known: a thread that was just spawned, or that comes back from a sleep (it may
-    /// read the step counter). Dependent with everything.
+    /// Not known, or dependent with everything: `sleep` and its return (a sleeper may read
+    /// the step counter next, which every step moves). Dependent with everything.
     Any,
-    /// Touches only the thread's own state (`park`, and its return). Dependent only with
-    /// calls that name the thread (`unpark`, `join`).
+    /// Touches only the thread's own state (`park` and its return, a new thread's first
+    /// step). Dependent only with calls that name the thread (`unpark`, `join`).
     Local,
     /// A kernel call.
     Kernel(KernelCall),
