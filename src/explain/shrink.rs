@@ -189,6 +189,7 @@ impl Shrinker {
             keep_trace: true,
             record_decisions: true,
             replay,
+            ..SimOptions::default()
         };
         let (result, report) = run_sim_report(scenario, seed, &options);
         self.steps += result.steps;
@@ -250,7 +251,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
     let options = SimOptions {
         keep_trace: true,
         record_decisions: true,
-        replay: None,
+        ..SimOptions::default()
     };
     let (original, report) = run_sim_report(scenario, seed, &options);
     if matches!(original.verdict, Verdict::Pass | Verdict::Inconclusive) {

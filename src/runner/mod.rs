@@ -3,10 +3,12 @@
 
 pub(crate) mod diagnose;
 mod drive;
+mod exhaustive;
 mod explore;
 
 pub use diagnose::hazard_line;
 pub use drive::{drive, idle_steps, Driven, IDLE_WINDOW};
+pub use exhaustive::{environment, exhaustive, Completion, Exhausted, Limits};
 pub(crate) use explore::{check_seed, explored, for_each_seed, Tally};
 pub use explore::{explore, shard, Explored};
 
@@ -127,6 +129,9 @@ pub struct SimOptions {
     pub record_decisions: bool,
     /// Replay this decision log instead of drawing decisions from the seed.
     pub replay: Option<sim::sched::Decisions>,
+    /// Follow this schedule of the exhaustive search; its calls cost no virtual time and
+    /// faults never heal (see `runner::exhaustive`).
+    pub schedule: Option<sim::sched::Schedule>,
 }
 
 /// Runs `scenario` in the simulator at `seed` as [`run_sim`] does, and also returns the
@@ -143,6 +148,11 @@ pub fn run_sim_report(
     let mut config = world_config(scenario, seed, keep_trace);
     config.record_decisions = options.record_decisions;
     config.replay = options.replay.clone();
+    if options.schedule.is_some() {
+        config.schedule = options.schedule.clone();
+        config.call_cost_ns = 0;
+        config.heal_at_step = None;
+    }
     let heal_step = config.heal_at_step.unwrap_or(0);
     let progress = Arc::new(Progress::new());
     let driven: Rc<RefCell<Option<Driven>>> = Rc::new(RefCell::new(None));

@@ -103,8 +103,8 @@ fn shrinking_a_stall_keeps_verdict_and_cause_and_the_files_replay_it() {
     let decisions = sim::sched::Decisions::parse(&log).expect("the decision log parses");
     let options = SimOptions {
         keep_trace: true,
-        record_decisions: false,
         replay: Some(decisions),
+        ..SimOptions::default()
     };
     let (replayed, _) = run_sim_report(&reloaded, reloaded.seed, &options);
     assert_eq!(replayed.verdict, Verdict::Stall);
@@ -463,8 +463,8 @@ fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
         let log = std::fs::read_to_string(&log_path).expect("the decision log reads");
         let options = SimOptions {
             keep_trace: true,
-            record_decisions: false,
             replay: Some(sim::sched::Decisions::parse(&log).expect("parses")),
+            ..SimOptions::default()
         };
         let (replayed, _) = run_sim_report(&reloaded, reloaded.seed, &options);
         assert_eq!(replayed.verdict, shrunk.verdict, "{name} replays");

@@ -16,9 +16,19 @@
 //! every order in which it ran here is equivalent to one already explored under `ti`. A run
 //! in which every thread that could run is asleep is cut short ([`super::Outcome::Pruned`]).
 //! Without the bound, sleep sets explore at least one run of every Mazurkiewicz trace
-//! (and no two complete runs of the same trace). With the bound, a pruned order may be
+//! (and no two complete runs of the same trace). With a bound, a pruned order may be
 //! equivalent only to orders beyond the bound (Coons et al., "Bounded partial-order
-//! reduction", OOPSLA 2013), so a search the bound cut is reported as incomplete.
+//! reduction", OOPSLA 2013: moving a call earlier can cost preemptions), so only two kinds
+//! of explored choice put threads to sleep:
+//! - the running thread's own (no preemption): a pruned run `p u w c r`, where `c` is the
+//!   running thread's call at the point and every call of `w` is independent of it, is
+//!   equivalent to `p c u w r`, which makes no more preemptions (the switch to `u` moves
+//!   after `c`, and the switches into and out of `c` after `w` go), and lies in the subtree
+//!   of `c`, which was searched with the same budget;
+//! - any choice whose subtree the bound did not cut: every order in it was run (or pruned by
+//!   the same rules).
+//! So every trace that has a run within the bound has a run in the search, and a search the
+//! bound cut says so ("complete=no (bound)").
 
 use super::world::World;
 
@@ -34,6 +44,10 @@ struct Node {
     sleep: Vec<u32>,
     /// The choices explored here, in order; the last is the one the run takes.
     done: Vec<u32>,
+    /// The explored choices whose subtree the bound cut: they put nobody to sleep.
+    cut: Vec<u32>,
+    /// The bound cut the subtree of the choice taken now.
+    cutting: bool,
     /// Preemptions before this point.
     preemptions: u32,
     /// The index of this pick among all picks of the run (for the decision log).
@@ -49,9 +63,9 @@ impl Node {
 /// What one run of the search follows, and, once it ran, the choice points it met.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schedule {
-    /// The path to follow: at the i-th choice point, the choices explored there (the last is
-    /// the one to take).
-    prefix: Vec<Vec<u32>>,
+    /// The path to follow: at the i-th choice point, the choice to take and the choices
+    /// explored there before it that put threads to sleep.
+    prefix: Vec<(u32, Vec<u32>)>,
     /// The most preemptions a run may make, if bounded.
     bound: Option<u32>,
     /// Sleep sets on.
@@ -79,10 +93,9 @@ impl Schedule {
         let entry_sleep = self.sleep.clone();
         let (chosen, explored) = if enabled.len() == 1 {
             (enabled[0], Vec::new())
-        } else if let Some(done) = self.prefix.get(self.visited.len()) {
-            let chosen = *done.last().expect("a prefix choice");
-            debug_assert!(enabled.contains(&chosen), "a replayed prefix diverged");
-            (chosen, done[..done.len() - 1].to_vec())
+        } else if let Some((chosen, sleepers)) = self.prefix.get(self.visited.len()) {
+            debug_assert!(enabled.contains(chosen), "a replayed prefix diverged");
+            (*chosen, sleepers.clone())
         } else {
             (self.default_choice(enabled, current)?, Vec::new())
         };
@@ -96,6 +109,8 @@ impl Schedule {
                 current,
                 sleep: entry_sleep,
                 done: explored.iter().copied().chain([chosen]).collect(),
+                cut: Vec::new(),
+                cutting: false,
                 preemptions: self.preemptions,
                 pick_index,
             });
@@ -192,7 +207,17 @@ impl Search {
         }
         self.started = true;
         Some(Schedule {
-            prefix: self.path.iter().map(|node| node.done.clone()).collect(),
+            prefix: self
+                .path
+                .iter()
+                .map(|node| {
+                    let before = &node.done[..node.done.len() - 1];
+                    let sleepers = before
+                        .iter()
+                        .filter(|&&t| node.current == Some(t) || !node.cut.contains(&t));
+                    (node.chosen(), sleepers.copied().collect())
+                })
+                .collect(),
             bound: self.bound,
             reduce: self.reduce,
             ..Schedule::default()
@@ -201,22 +226,45 @@ impl Search {
 
     /// Moves to the deepest choice point with a choice left, and takes it there.
     fn backtrack(&mut self) -> bool {
-        while let Some(node) = self.path.last_mut() {
+        while let Some(depth) = self.path.len().checked_sub(1) {
+            let node = &mut self.path[depth];
+            if std::mem::take(&mut node.cutting) {
+                let chosen = node.chosen();
+                node.cut.push(chosen);
+            }
+            let mut next = None;
+            let mut cut_here = false;
             for &t in &node.enabled {
                 if node.done.contains(&t) || (self.reduce && node.sleep.contains(&t)) {
                     continue;
                 }
                 let preempts = node.current.is_some_and(|c| c != t);
                 if preempts && self.bound.is_some_and(|k| node.preemptions >= k) {
-                    self.bound_hit = true;
+                    cut_here = true;
                     continue;
                 }
-                node.done.push(t);
+                next = Some(t);
+                break;
+            }
+            if cut_here {
+                self.cut_above(depth);
+            }
+            if let Some(t) = next {
+                self.path[depth].done.push(t);
                 return true;
             }
             self.path.pop();
         }
         false
+    }
+
+    /// The bound cut a choice at depth `depth`: the subtrees of the choices that led there
+    /// are incomplete.
+    fn cut_above(&mut self, depth: usize) {
+        self.bound_hit = true;
+        for node in &mut self.path[..depth] {
+            node.cutting = true;
+        }
     }
 
     /// Takes in the schedule a run followed, as its report returned it.
@@ -226,13 +274,16 @@ impl Search {
             self.path
                 .iter()
                 .zip(&schedule.visited)
-                .all(|(a, b)| a.enabled == b.enabled && a.done == b.done),
+                .all(|(a, b)| a.enabled == b.enabled && a.chosen() == b.chosen()),
             "a replayed prefix met other choice points"
         );
         self.path.truncate(kept);
         self.path
             .extend(schedule.visited.iter().skip(kept).cloned());
-        self.bound_hit |= schedule.bound_blocked;
+        if schedule.bound_blocked {
+            let depth = self.path.len();
+            self.cut_above(depth);
+        }
     }
 
     /// How the search ended (once [`Search::next_schedule`] returned `None`).
