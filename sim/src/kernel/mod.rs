@@ -108,7 +108,9 @@ pub struct Config {
 /// Fault probabilities, each in `0.0..=1.0`, drawn per opportunity from the kernel's stream.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
-    /// A read returns fewer bytes than available (at least one).
+    /// A read returns fewer bytes than queued (at least one), and the file is woken as if
+    /// the rest arrived right after it (what Linux does when data comes in pieces; see
+    /// `Kernel::short_read`).
     pub short_read: f64,
     /// A write accepts fewer bytes than would fit (at least one).
     pub short_write: f64,
@@ -226,6 +228,8 @@ pub struct Kernel {
     buffer_pool: Vec<Vec<u8>>,
     /// The ready list spliced out during an `epoll_poll` scan (kept to reuse its capacity).
     scratch_ready: VecDeque<u32>,
+    /// The read being made was cut short by the fault: its file gets the rest's wakeup.
+    short_read_fired: bool,
 }
 
 impl fmt::Debug for Kernel {
@@ -279,6 +283,7 @@ impl Kernel {
             segment_serial_next: 0,
             buffer_pool: Vec::new(),
             scratch_ready: VecDeque::new(),
+            short_read_fired: false,
         }
     }
 

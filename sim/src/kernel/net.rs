@@ -100,8 +100,19 @@ impl Kernel {
     }
 
     /// How many of `want` bytes a read returns under the short-read fault.
+    ///
+    /// Linux never returns less than is queued from a non-blocking stream socket or a pipe:
+    /// `tcp_recvmsg_locked` and `pipe_read` copy until the buffer is full or the queue is
+    /// empty (a reader that finds the backlog non-empty processes it and copies on). What a
+    /// reader does meet is a queue that held only part of the data because the rest was
+    /// still on its way, and then the rest's arrival wakes the file again. So a fired fault
+    /// is the read of a queue the rest had not reached yet: the file is woken as for an
+    /// arrival right after the read ([`Kernel::rest_arrives`]). Code that takes a short read
+    /// for "drained" (tokio, epoll(7) Q9) is right under this model, as it is on Linux;
+    /// code that stops before EAGAIN with more queued than it read is still caught.
     pub(super) fn short_read(&mut self, want: usize) -> usize {
         if want > 1 && self.chance(self.cfg.faults.short_read) {
+            self.short_read_fired = true;
             1 + self.draw_upto(want as u64 - 2) as usize
         } else {
             want

@@ -287,6 +287,43 @@ fn short_reads_and_writes() {
     );
 }
 
+/// A short read leaves bytes behind, and like the arrival of a late piece it queues an
+/// edge-triggered registration again, under both edge models: a reader that stops at a
+/// short read (as tokio does) is told about the rest, as on Linux.
+#[test]
+fn a_short_read_wakes_the_file_for_the_rest() {
+    for edge in [EdgeModel::Linux, EdgeModel::Strict] {
+        let mut k = Kernel::new(Config {
+            edge,
+            faults: Faults {
+                short_read: 1.0,
+                ..Faults::default()
+            },
+            ..Config::default()
+        });
+        let (a, b) = tcp_pair(&mut k);
+        assert_eq!(k.writev(a, &[&[5u8; 100]]), Ok(100));
+        let ep = k.epoll_create().unwrap();
+        let in_et = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        k.epoll_ctl(ep, libc::EPOLL_CTL_ADD, b, in_et, 1).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            k.epoll_poll(ep, 4, &mut out),
+            Ok(1),
+            "{edge:?}: the arrival"
+        );
+        let mut buf = [0u8; 100];
+        let read = k.read(b, &mut buf).unwrap();
+        assert!(read < 100, "{edge:?}: the fault cut the read to {read}");
+        out.clear();
+        assert_eq!(
+            k.epoll_poll(ep, 4, &mut out),
+            Ok(1),
+            "{edge:?}: the rest raises an edge"
+        );
+    }
+}
+
 /// The reset fault kills the connection: both ends see ECONNRESET.
 #[test]
 fn network_reset_fault() {
