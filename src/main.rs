@@ -103,6 +103,30 @@ enum Command {
         #[arg(long)]
         coverage: bool,
     },
+    /// Measure bug-finding on workloads nobody tuned: for every flaw of every server model,
+    /// draw ordinary workloads and record whether and at which seed each flaw is caught
+    /// (within 200 seeds, the netpoller's within 500) and whether the correct server passes
+    /// the same workload. Prints one line per pair, then the per-flaw table.
+    Evaluate {
+        /// Workloads drawn per flaw.
+        #[arg(long, default_value_t = 40)]
+        workloads: usize,
+        /// Seed of the workload draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Seeds the correct server must pass on each workload.
+        #[arg(long, default_value_t = 300)]
+        correct_seeds: u64,
+        /// Run every seed in the scenario files' fixed defaults instead of swarm mode.
+        #[arg(long)]
+        no_swarm: bool,
+        /// OS threads, each running one simulated world at a time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only the flaws whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Run the real multi-reactor server until SIGINT or SIGTERM.
     Serve {
         /// Where to listen (loopback).
@@ -184,6 +208,24 @@ fn main() -> ExitCode {
             shard,
             coverage,
         } => explore_cli(&scenario, &seeds, jobs, shard.as_deref(), coverage),
+        Command::Evaluate {
+            workloads,
+            seed,
+            correct_seeds,
+            no_swarm,
+            jobs,
+            only,
+        } => {
+            let options = edgesim::evaluate::Options {
+                workloads,
+                seed,
+                correct_seeds,
+                swarm: !no_swarm,
+                jobs: jobs.max(1),
+                only,
+            };
+            evaluate_cli(&options)
+        }
         Command::Serve {
             addr,
             reactors,
@@ -280,6 +322,12 @@ fn report(
     for line in &result.diagnosis {
         say!("{line}");
     }
+    if result.verdict != Verdict::Pass && backend == Backend::Sim && explain.decisions.is_none() {
+        let verdict_of = |s: &Scenario| run_sim(s, result.seed, false).verdict;
+        if let Some(line) = edgesim::swarm::knobs_that_mattered(scenario, result.seed, verdict_of) {
+            say!("{line}");
+        }
+    }
     if result.verdict != scenario.expect {
         say!(
             "expected verdict {}, got {}",
@@ -371,6 +419,16 @@ fn explore_cli(
         say!("peak_run_heap_bytes={peak}");
     }
     say!("{}", explored.summary());
+    ExitCode::SUCCESS
+}
+
+fn evaluate_cli(options: &edgesim::evaluate::Options) -> ExitCode {
+    let pairs = edgesim::evaluate::evaluate(options, &|pair| {
+        say!("{}", edgesim::evaluate::pair_line(pair));
+    });
+    for line in edgesim::evaluate::table(&pairs, options.correct_seeds) {
+        say!("{line}");
+    }
     ExitCode::SUCCESS
 }
 

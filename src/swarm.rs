@@ -64,6 +64,16 @@ pub fn resolve(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> Scenario
     resolved
 }
 
+/// `scenario` with its environment for `seed` written into it and swarm mode off: every
+/// knob pinned to what the seed drew, so the scenario replays that environment at any seed
+/// (what the shrinker works on, and what its output file says).
+pub fn pin_environment(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> Scenario {
+    let mut pinned = resolve(scenario, seed, tolerance);
+    pinned.sim.swarm = false;
+    pinned.sim.pinned = crate::scenario::Pinned::ALL;
+    pinned
+}
+
 /// The environment line of a run: `swarm: short_read=0.31 segment=0.12 rcvbuf_bytes=6144
 /// strategy=pct(2) ...`: every drawn knob that differs from the scenario files' default, then
 /// the pinned ones; `None` when swarm mode is off.
@@ -200,7 +210,7 @@ fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
     if pct {
         spec.strategy = Strategy::Pct {
             depth,
-            steps_hint: steps_estimate(scenario),
+            steps_hint: 0,
         };
     } else if bias_on {
         spec.switch_bias = bias;
@@ -249,12 +259,55 @@ fn writes_per_batch(scenario: &Scenario) -> f64 {
     (2 * messages * (1 + clients.size_bytes.1 / 1024)) as f64
 }
 
-/// About how many steps the run takes (bench-echo measured 10.5 per round trip; large
-/// messages take more), so PCT's change points fall inside the run rather than far beyond
-/// its end, where they would never be reached.
-fn steps_estimate(scenario: &Scenario) -> u64 {
-    let clients = &scenario.clients;
-    let per_message = 12 * (1 + clients.size_bytes.1 as u64 / 16_384);
-    let estimate = 300 + clients.count as u64 * clients.messages as u64 * per_message;
-    estimate.min(scenario.sim.max_steps)
+/// Which drawn knobs the failure at `seed` needed, found by running the seed again with
+/// each drawn knob back at its default in turn (`verdict_of` runs a scenario at `seed`):
+/// the line a failing `run` prints under its diagnosis, or `None` when swarm mode is off or
+/// nothing was drawn. A knob "mattered" when the seed passes without it; the same seed with
+/// a knob taken away also draws its other random choices differently (a fault that cannot
+/// fire draws nothing), so this is evidence, not proof, and `shrink` goes further.
+pub fn knobs_that_mattered(
+    scenario: &Scenario,
+    seed: u64,
+    verdict_of: impl Fn(&Scenario) -> crate::scenario::Verdict,
+) -> Option<String> {
+    let tolerance = Tolerance::of_standard_clients(scenario);
+    let pinned = pin_environment(scenario, seed, tolerance);
+    let drawn = drawn_knobs(scenario, &pinned.sim);
+    if drawn.is_empty() {
+        return None;
+    }
+    let neutral = SimSpec::default();
+    let (needed, not_needed): (Vec<Knob>, Vec<Knob>) = drawn.into_iter().partition(|&knob| {
+        let mut without = pinned.clone();
+        without.sim.copy_knob(knob, &neutral);
+        verdict_of(&without) == crate::scenario::Verdict::Pass
+    });
+    let names = |knobs: &[Knob], values: bool| -> String {
+        let list: Vec<String> = knobs
+            .iter()
+            .map(|&k| match values {
+                true => format!("{}={}", k.name(), pinned.sim.knob_text(k)),
+                false => k.name().to_string(),
+            })
+            .collect();
+        list.join(" ")
+    };
+    Some(if needed.is_empty() {
+        format!(
+            "environment: the seed still fails with each drawn knob at its default in turn ({}), so no single one of them exposed it",
+            names(&not_needed, false)
+        )
+    } else {
+        let mut line = format!(
+            "environment that mattered: {} (the seed passes with it at its default)",
+            names(&needed, true)
+        );
+        if !not_needed.is_empty() {
+            line.push_str(&format!(
+                "; not needed on its own: {}",
+                names(&not_needed, false)
+            ));
+        }
+        line
+    })
 }

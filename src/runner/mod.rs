@@ -15,7 +15,7 @@ use crate::scenario::{Scenario, Verdict};
 use crate::swarm::{self, Tolerance};
 use crate::workload::{ClientError, Progress};
 use sim::kernel::Config;
-use sim::sched::{derive_seed, Hazard, Outcome, Record, WorldConfig};
+use sim::sched::{derive_seed, Hazard, Outcome, Record, Strategy, WorldConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -92,7 +92,13 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
             faults: sim.faults.kernel.clone(),
             ..Config::default()
         },
-        strategy: sim.strategy.clone(),
+        strategy: match sim.strategy {
+            Strategy::Pct { depth, .. } => Strategy::Pct {
+                depth,
+                steps_hint: scenario.clients.steps_estimate(max_steps),
+            },
+            Strategy::RandomWalk => Strategy::RandomWalk,
+        },
         switch_bias: sim.switch_bias,
         max_steps,
         keep_trace,

@@ -75,6 +75,18 @@ pub struct ClientSpec {
     pub pattern: Pattern,
 }
 
+impl ClientSpec {
+    /// About how many steps a run of this workload takes (bench-echo measured 10.5 per
+    /// round trip; large messages take more), at most `max_steps`: PCT's change points are
+    /// drawn within it, so that they fall inside the run rather than far beyond its end,
+    /// where they would never be reached.
+    pub fn steps_estimate(&self, max_steps: u64) -> u64 {
+        let per_message = 12 * (1 + self.size_bytes.1 as u64 / 16_384);
+        let estimate = 300 + self.count as u64 * self.messages as u64 * per_message;
+        estimate.min(max_steps)
+    }
+}
+
 /// What a client does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Pattern {

@@ -527,9 +527,11 @@ impl Checker<'_> {
             ));
         }
         let strategy = if strategy || raw.pct_depth.is_some() {
+            // The hint is the run's expected length, which depends on the workload; the
+            // runner fills it in (`runner::world_config`).
             Strategy::Pct {
                 depth,
-                steps_hint: max_steps,
+                steps_hint: 0,
             }
         } else {
             Strategy::RandomWalk
