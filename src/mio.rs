@@ -1,4 +1,4 @@
-//! `edgesim::mio`: the [`mio`](::mio) crate of this workspace (`mio/`), re-exported.
+//! `edgesim::mio`: the [`mio`] crate of this workspace (`mio/`), re-exported.
 //!
 //! It is one implementation, reachable two ways: through a `[patch.crates-io]` entry that
 //! makes it every crate's `mio` (tokio's included; see `docs/UNMODIFIED.md`), or by name,

@@ -2,7 +2,8 @@
 //! edgesim's workload clients or your own, and get a verdict, a diagnosis and a trace.
 //!
 //! Why: most people who need edgesim already have an event loop. Written against
-//! [`crate::mio`] (one `use` line away from the mio crate), it runs here unchanged: the
+//! [`crate::mio`] (one `use` line away from the mio crate, or none with the patch), it runs
+//! here unchanged: the
 //! harness builds a simulated world from a seed, binds a listener, starts your server on a
 //! simulated thread, starts the clients, and judges the run with the same checkers as
 //! `edgesim run` (`pass`, `stall`, `spin`, `corrupt`, `leak`, `crash`, `inconclusive`). A
@@ -84,6 +85,13 @@
 //! [`IDLE_WINDOW`] and ends the world. Your server does not have to stop: threads still
 //! running at the end are unwound, so their destructors run and close what they own. What
 //! is still open after that is a leak.
+//!
+//! A server that binds its own address (tokio's `TcpListener::bind`, or any code that is
+//! not to be changed) runs under [`Harness::serving_at`] instead: thread `main` starts it
+//! with the address and starts the clients once a listener is bound there. Through the
+//! workspace's `[patch.crates-io]` of `mio`, tokio servers run this way unmodified
+//! (`docs/UNMODIFIED.md`). [`Harness::run_linux`] runs the same server and clients on
+//! Linux.
 
 mod client;
 mod clients;
