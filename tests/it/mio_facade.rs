@@ -457,3 +457,78 @@ fn the_first_failure_does_not_depend_on_the_number_of_jobs() {
     assert_eq!(one, flawed(2));
     assert_eq!(one, flawed(3));
 }
+
+/// What the simulator does not model fails with `Unsupported`, and the message names the
+/// call; what it does model (unix socket pairs, pipes) works in both backends.
+fn coverage_facts() -> Vec<String> {
+    use edgesim::mio::net::{TcpListener, UdpSocket, UnixListener, UnixStream};
+    use std::os::fd::AsRawFd;
+
+    let mut facts = Vec::new();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let outcome = |result: std::io::Result<()>| match result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}: {e}", e.kind()),
+    };
+    facts.push(outcome(UdpSocket::bind(any).map(drop)));
+    facts.push(outcome(
+        UnixListener::bind("/nonexistent-dir/edgesim.sock").map(drop),
+    ));
+    let (mut a, mut b) = UnixStream::pair().expect("a socket pair");
+    a.write_all(b"pair").expect("write");
+    let mut buf = [0u8; 8];
+    facts.push(format!(
+        "pair read {:?}",
+        b.read(&mut buf).map(|n| &buf[..n] == b"pair")
+    ));
+    let (mut sender, mut receiver) = edgesim::mio::unix::pipe::new().expect("a pipe");
+    sender.write_all(b"pipe").expect("write");
+    facts.push(format!(
+        "pipe read {:?}",
+        receiver.read(&mut buf).map(|n| &buf[..n] == b"pipe")
+    ));
+    let simulated = a.as_raw_fd() >= edgesim::mio::SIM_FD_BASE;
+    facts.push(format!("raw fd above the simulated base: {simulated}"));
+    let std_listener = std::net::TcpListener::bind(any).expect("a Linux listener");
+    let adopted = TcpListener::from_std(std_listener);
+    facts.push(outcome(adopted.local_addr().map(drop)));
+    facts
+}
+
+#[test]
+fn unsupported_calls_name_themselves_and_pairs_and_pipes_work_in_both_backends() {
+    let linux = coverage_facts();
+    assert_eq!(linux[0], "ok", "UDP works on Linux: {linux:?}");
+    assert!(linux[1].starts_with("NotFound"), "{linux:?}");
+    assert_eq!(
+        linux[2..5],
+        [
+            "pair read Ok(true)",
+            "pipe read Ok(true)",
+            "raw fd above the simulated base: false"
+        ]
+    );
+    assert_eq!(linux[5], "ok");
+    let simulated = edgesim::os::SimOs::conformance(|_| coverage_facts());
+    assert_eq!(
+        simulated[0],
+        "Unsupported: mio::net::UdpSocket::bind: the simulator has no UDP (it models TCP, \
+         unix socket pairs, pipes and eventfd)"
+    );
+    assert!(
+        simulated[1].starts_with("Unsupported: mio::net::UnixListener::bind: "),
+        "{simulated:?}"
+    );
+    assert_eq!(
+        simulated[2..5],
+        [
+            "pair read Ok(true)",
+            "pipe read Ok(true)",
+            "raw fd above the simulated base: true"
+        ]
+    );
+    assert!(
+        simulated[5].starts_with("Unsupported: mio::net::TcpListener::from_std: "),
+        "{simulated:?}"
+    );
+}
