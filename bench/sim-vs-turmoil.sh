@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-2000}
 cargo build --release -q --bin edgesim -p edgesim
-cargo build --release -q --bin turmoil-echo -p edgesim-bench-peers
+# The peers are a workspace of their own (real tokio and mio); same target directory.
+cargo build --release -q --bin turmoil-echo --manifest-path bench-peers/Cargo.toml --target-dir target
 median() { sort -g | sed -n 2p; }
 edgesim=$(for _ in 1 2 3; do
     target/release/edgesim explore scenarios/bench-echo.toml --seeds "0..$seeds" --jobs 1 |

@@ -365,17 +365,32 @@ pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
             IDLE_WINDOW.as_millis()
         ));
     }
-    for (id, result) in &driven.clients {
+    judge_real_clients(&mut verdict, &mut diagnosis, &driven.clients);
+    real_result(verdict, diagnosis, start)
+}
+
+/// Folds the standard clients' results of a Linux run into its verdict: a client that saw
+/// no progress for its bound makes it `stall`, one that saw wrong bytes `corrupt`.
+pub(crate) fn judge_real_clients(
+    verdict: &mut Verdict,
+    diagnosis: &mut Vec<String>,
+    clients: &[(u32, Result<crate::workload::ClientReport, ClientError>)],
+) {
+    for (id, result) in clients {
         let Err(error) = result else { continue };
         diagnosis.push(format!("client{id}: {error}"));
         let this = match error {
             ClientError::Stalled { .. } => Verdict::Stall,
             _ => Verdict::Corrupt,
         };
-        if verdict == Verdict::Pass || this == Verdict::Stall {
-            verdict = this;
+        if *verdict == Verdict::Pass || this == Verdict::Stall {
+            *verdict = this;
         }
     }
+}
+
+/// The result of a Linux run begun at `start`: no seed, steps or trace.
+pub(crate) fn real_result(verdict: Verdict, diagnosis: Vec<String>, start: Instant) -> RunResult {
     RunResult {
         verdict,
         seed: 0,

@@ -112,7 +112,9 @@ pub struct Faults {
     /// the rest arrived right after it (what Linux does when data comes in pieces; see
     /// `Kernel::short_read`).
     pub short_read: f64,
-    /// A write accepts fewer bytes than would fit (at least one).
+    /// A write accepts fewer bytes than would fit, as if the send buffer were fuller than
+    /// configured; never fewer than Linux's smallest send buffer takes (see
+    /// `Kernel::short_write`).
     pub short_write: f64,
     /// A TCP write is cut into several segments delivered separately.
     pub segment: f64,

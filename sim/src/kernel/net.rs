@@ -119,10 +119,18 @@ impl Kernel {
         }
     }
 
-    /// How many of `want` bytes a write accepts under the short-write fault.
-    pub(super) fn short_write(&mut self, want: usize) -> usize {
-        if want > 1 && self.chance(self.cfg.faults.short_write) {
-            1 + self.draw_upto(want as u64 - 2) as usize
+    /// How many of `want` bytes a write accepts under the short-write fault, never fewer
+    /// than `floor`.
+    ///
+    /// Linux cuts a non-blocking write short only when the send buffer fills, and no send
+    /// buffer is smaller than `SOCK_MIN_SNDBUF`: what fits in that much, less what is
+    /// already queued, always goes (the callers pass it as `floor`). So a fired fault is a
+    /// send buffer fuller than the configuration says, as autotuning and memory pressure
+    /// make it; a 13-byte greeting on a fresh socket is never cut, as on Linux.
+    pub(super) fn short_write(&mut self, want: usize, floor: usize) -> usize {
+        let floor = floor.clamp(1, want.max(1));
+        if want > floor && self.chance(self.cfg.faults.short_write) {
+            floor + self.draw_upto((want - floor - 1) as u64) as usize
         } else {
             want
         }

@@ -25,7 +25,9 @@ pub use observe::{Hazard, SharedWakeup};
 pub use seed::derive_seed;
 pub use strategy::Strategy;
 pub use trace::{events_name, Op, Record, Trace};
-pub use world::{in_world, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig};
+pub use world::{
+    in_world, virtual_now_ns, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig,
+};
 
 pub(crate) use host::{block, preempt, preempt_then};
 pub(crate) use world::{with_world, Wake, World};

@@ -196,6 +196,20 @@ pub fn in_world() -> bool {
     WORLD.with(|cell| cell.try_borrow().map_or(true, |guard| guard.is_some()))
 }
 
+/// The virtual time, in ns, of the world running on the calling OS thread; `None` when no
+/// world runs here or the world is in the middle of a call. It never panics, not even in a
+/// thread-local destructor, because it is meant for clocks that any code may read from
+/// anywhere (edgesim's `mio` crate serves `CLOCK_MONOTONIC` from it, on request).
+pub fn virtual_now_ns() -> Option<u64> {
+    WORLD
+        .try_with(|cell| {
+            let guard = cell.try_borrow().ok()?;
+            guard.as_ref().map(|world| world.now_ns)
+        })
+        .ok()
+        .flatten()
+}
+
 pub(crate) fn install(world: World) {
     WORLD.with(|cell| {
         let mut guard = cell.borrow_mut();
