@@ -270,7 +270,12 @@ fn workload(flaw: FlawOf, rng: &mut ChaCha8Rng) -> Scenario {
         Pattern::Linger,
     ];
     clients.pattern = pick(rng, &patterns);
-    let per_client = WORKLOAD_BYTES_MAX / clients.count;
+    // A slow reader takes 7 bytes per read: a step or two per 7 bytes.
+    let bytes_max = match clients.pattern {
+        Pattern::SlowReader => WORKLOAD_BYTES_MAX / 8,
+        _ => WORKLOAD_BYTES_MAX,
+    };
+    let per_client = bytes_max / clients.count;
     clients.messages = clients
         .messages
         .min((per_client / clients.size_bytes.1).max(1));
@@ -353,6 +358,28 @@ pub fn describe(scenario: &Scenario) -> String {
         clients.pattern.name()
     );
     out
+}
+
+/// The pair as two scenario files under `dir`: the workload with the flaw, expecting what
+/// was found (at the seed it was found), and the workload with the correct server,
+/// expecting `pass` (at its failing seed, if it failed).
+pub fn pair_files(dir: &std::path::Path, pair: &Pair) -> Vec<(std::path::PathBuf, String)> {
+    let mut flawed = pair.scenario.clone();
+    if let Some((seed, verdict)) = pair.caught {
+        (flawed.seed, flawed.expect) = (seed, verdict);
+    }
+    let mut fixed = correct(pair);
+    fixed.name = format!("{}-correct", pair.scenario.name);
+    if let Some((seed, _)) = pair.correct_failure {
+        fixed.seed = seed;
+    }
+    [flawed, fixed]
+        .into_iter()
+        .map(|s| {
+            let path = dir.join(format!("{}.toml", s.name));
+            (path, crate::scenario::to_toml(&s))
+        })
+        .collect()
 }
 
 /// One line per pair, for the log of a run.

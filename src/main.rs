@@ -126,6 +126,10 @@ enum Command {
         /// Only the flaws whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Write every pair as two scenario files here (`NAME.toml` with the flaw, expecting
+        /// what was found at the seed found; `NAME-correct.toml` without it), to replay one.
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// Run the real multi-reactor server until SIGINT or SIGTERM.
     Serve {
@@ -215,6 +219,7 @@ fn main() -> ExitCode {
             no_swarm,
             jobs,
             only,
+            write,
         } => {
             let options = edgesim::evaluate::Options {
                 workloads,
@@ -224,7 +229,7 @@ fn main() -> ExitCode {
                 jobs: jobs.max(1),
                 only,
             };
-            evaluate_cli(&options)
+            evaluate_cli(&options, write.as_deref())
         }
         Command::Serve {
             addr,
@@ -422,9 +427,21 @@ fn explore_cli(
     ExitCode::SUCCESS
 }
 
-fn evaluate_cli(options: &edgesim::evaluate::Options) -> ExitCode {
+fn evaluate_cli(options: &edgesim::evaluate::Options, write: Option<&Path>) -> ExitCode {
+    if let Some(dir) = write {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return bad_input(format!("{}: {e}", dir.display()));
+        }
+    }
     let pairs = edgesim::evaluate::evaluate(options, &|pair| {
         say!("{}", edgesim::evaluate::pair_line(pair));
+        if let Some(dir) = write {
+            for (path, text) in edgesim::evaluate::pair_files(dir, pair) {
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("edgesim: {}: {e}", path.display());
+                }
+            }
+        }
     });
     for line in edgesim::evaluate::table(&pairs, options.correct_seeds) {
         say!("{line}");

@@ -77,7 +77,7 @@ pub const TRACE_LINES_MAX: usize = 400;
 /// environment first ([`crate::swarm::resolve`]).
 pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldConfig {
     let sim = &scenario.sim;
-    let max_steps = sim.max_steps;
+    let max_steps = sim.step_budget(&scenario.clients);
     // Faults (and PCT's unfair priorities) rule the first part of the run; then the run
     // heals, so a stall after that is the code's fault, not the adversary's.
     let heal_step = max_steps / 10 + derive_seed(seed, 9) % (max_steps / 5).max(1);
@@ -95,7 +95,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
         strategy: match sim.strategy {
             Strategy::Pct { depth, .. } => Strategy::Pct {
                 depth,
-                steps_hint: scenario.clients.steps_estimate(max_steps),
+                steps_hint: scenario.clients.steps_estimate().min(max_steps),
             },
             Strategy::RandomWalk => Strategy::RandomWalk,
         },

@@ -505,12 +505,12 @@ impl Checker<'_> {
             &[("linux", EdgeModel::Linux), ("strict", EdgeModel::Strict)],
             EdgeModel::Linux,
         )?;
-        let max_steps = self.int(
-            &raw.max_steps,
-            "sim.max_steps",
-            100..=1_000_000_000,
-            defaults.max_steps as i64,
-        )? as u64;
+        let max_steps = match &raw.max_steps {
+            None => None,
+            Some(_) => {
+                Some(self.int(&raw.max_steps, "sim.max_steps", 100..=1_000_000_000, 0)? as u64)
+            }
+        };
         let depth = self.int(&raw.pct_depth, "sim.pct_depth", 1..=10, 3)? as u32;
         let strategy = self.choice(
             &raw.strategy,

@@ -300,9 +300,14 @@ fn starts_with(queue: &VecDeque<u8>, bytes: &[u8]) -> bool {
 }
 
 /// Attempts of a client call that fails with `EMFILE` before the error is reported.
-const EMFILE_RETRIES_MAX: u32 = 1_000;
+/// With [`EMFILE_RETRY_WAIT`] between them, a client waits up to a minute: a server that
+/// serves one connection at a time with slow handlers takes seconds per client (a bound of
+/// one second failed correct servers in swarm mode's tight descriptor limits).
+const EMFILE_RETRIES_MAX: u32 = 6_000;
+/// How long a client waits before it asks for a descriptor again.
+const EMFILE_RETRY_WAIT: Duration = Duration::from_millis(10);
 
-/// Runs `call`, waiting a millisecond and trying again while it fails with `EMFILE`, and
+/// Runs `call`, waiting a while and trying again while it fails with `EMFILE`, and
 /// trying again at once when it was interrupted (`EINTR`: nothing happened). In the
 /// simulator the clients share the server's descriptor table (`[sim] fd_limit`), but they
 /// stand for peers in other processes: a full table is the server's problem, so a client
@@ -316,7 +321,7 @@ fn retry_transient<O: Os, T>(
         match call() {
             Err(Errno::EMFILE) if attempt < EMFILE_RETRIES_MAX => {
                 attempt += 1;
-                os.sleep(Duration::from_millis(1));
+                os.sleep(EMFILE_RETRY_WAIT);
             }
             Err(Errno::EINTR) => {}
             result => return result,
