@@ -238,8 +238,9 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
 /// The request bytes a workload may send in all, so a pair's 500 seeds stay affordable.
 const WORKLOAD_BYTES_MAX: usize = 2 * 1024 * 1024;
 
-/// An ordinary workload for `flaw`: the server the flaw belongs to, in a shape and trigger
-/// mode it is about, and clients as anyone might write them. No simulator knob is set.
+/// An ordinary workload for `flaw`: the server the flaw belongs to, in a shape, trigger
+/// mode and read size it is about, and clients as anyone might write them. No simulator
+/// knob is set.
 fn workload(flaw: FlawOf, rng: &mut ChaCha8Rng) -> Scenario {
     let mut scenario =
         crate::scenario::parse("generated", "name = \"generated\"").expect("the empty scenario");
@@ -294,6 +295,9 @@ fn workload(flaw: FlawOf, rng: &mut ChaCha8Rng) -> Scenario {
                 rng,
                 &[Balance::RoundRobin, Balance::LeastConn, Balance::SourceHash],
             );
+            // The read size servers are configured with: 64 KiB (the default), 16 KiB, or
+            // the 4 KiB many loops use (the example reactor, netty's first guess).
+            config.read_buffer_bytes = pick(rng, &[65536, 65536, 16384, 4096]);
             config.workers = pick(rng, &[0, 0, 1, 2]);
             if config.workers > 0 {
                 // A handler that waits on something slow is what a worker pool is for.
@@ -332,6 +336,9 @@ pub fn describe(scenario: &Scenario) -> String {
         out.push_str("netpoll");
     } else {
         let _ = write!(out, "{} r{} w{}", c.model.name(), c.reactors, c.workers);
+        if c.read_buffer_bytes != crate::server::ServerConfig::default().read_buffer_bytes {
+            let _ = write!(out, " read{}K", c.read_buffer_bytes / 1024);
+        }
         if !c.job_duration.is_zero() {
             let _ = write!(out, " job{}ms", c.job_duration.as_millis());
         }

@@ -86,7 +86,10 @@ enum Command {
         #[arg(long, default_value_t = 100_000_000)]
         steps_max: u64,
     },
-    /// Run a scenario at every seed of a range and count the failing verdicts.
+    /// Run a scenario at every seed of a range and count the failing verdicts. Exit 1 on
+    /// an unexpected verdict: any failure when the scenario expects `pass`; otherwise another
+    /// failing verdict than the expected one, or none of the expected one. Exit 2 on bad
+    /// input.
     Explore {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -423,8 +426,41 @@ fn explore_cli(
     if let Some(peak) = real::alloc::run_peak_bytes_max().filter(|&p| p > 0) {
         say!("peak_run_heap_bytes={peak}");
     }
+    let unexpected = unexpected_verdicts(scenario.expect, &explored.failures);
+    for line in &unexpected {
+        say!("{line}");
+    }
     say!("{}", explored.summary());
-    ExitCode::SUCCESS
+    if unexpected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What makes an exploration fail (exit status 1), one line each: for a scenario that
+/// expects `pass`, any failing seed; for one that expects a failing verdict, a seed with
+/// another failing verdict, or no seed with the expected one.
+fn unexpected_verdicts(expect: Verdict, failures: &[(u64, Verdict)]) -> Vec<String> {
+    let mut lines: Vec<String> = failures
+        .iter()
+        .filter(|(_, v)| *v != expect)
+        .take(5)
+        .map(|(seed, v)| {
+            format!(
+                "unexpected: seed {seed} gave {} (expected {})",
+                v.name(),
+                expect.name()
+            )
+        })
+        .collect();
+    if expect != Verdict::Pass && !failures.iter().any(|(_, v)| *v == expect) {
+        lines.push(format!(
+            "unexpected: no seed gave the expected verdict {}",
+            expect.name()
+        ));
+    }
+    lines
 }
 
 fn evaluate_cli(options: &edgesim::evaluate::Options, write: Option<&Path>) -> ExitCode {

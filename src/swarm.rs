@@ -23,10 +23,14 @@ use sim::sched::{derive_seed, Strategy};
 /// The seed stream the environment is drawn from.
 const SWARM_STREAM: u64 = 10;
 
-/// The largest TCP send buffer drawn: what Linux autotunes a loopback socket to.
+/// The largest TCP send buffer drawn: what Linux autotunes a loopback socket to (measured:
+/// 3,939,840 bytes, `tcp_wmem` max 4 MiB).
 const SNDBUF_BYTES_MAX: usize = 3_939_840;
-/// The largest TCP receive buffer drawn: Linux's default `SO_RCVBUF` on loopback.
-const RCVBUF_BYTES_MAX: usize = 131_072;
+/// The largest TCP receive buffer drawn: what Linux's receive autotuning may grow a socket
+/// to (`tcp_rmem` max, 6 MiB). A fresh socket starts at 128 KiB; a reader that keeps up
+/// lets it grow, and a buffer larger than the server's read size is what makes a read that
+/// stops early leave bytes behind with no arrival to come.
+const RCVBUF_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// The smallest TCP buffer drawn (the scenario files' lower bound).
 const BUF_BYTES_MIN: usize = 1024;
 

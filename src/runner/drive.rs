@@ -25,13 +25,13 @@ pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
     steps().saturating_sub(before).saturating_sub(2)
 }
 
-/// Waits until every byte is echoed, then counts the server's steps over an idle window
-/// while the lingering clients keep their connections open. Returns 0 if a client finished
-/// (or failed) first, or the wait ran out: the clients' own results tell why.
+/// Waits until every client finished its exchange and lingers, then counts the server's
+/// steps over an idle window while they keep their connections open. Returns 0 if a client
+/// finished (or failed) first, or the wait ran out: the clients' own results tell why.
 fn linger_idle_steps<O: Os>(
     os: &O,
     progress: &Progress,
-    expected_bytes: u64,
+    clients: u64,
     finished: impl Fn() -> bool,
     steps: fn() -> u64,
 ) -> u64 {
@@ -39,7 +39,7 @@ fn linger_idle_steps<O: Os>(
     /// Bounds the wait, so that a stalled run still ends (after ten virtual seconds).
     const POLLS_MAX: usize = 10_000;
     for _ in 0..POLLS_MAX {
-        if progress.bytes() >= expected_bytes {
+        if progress.lingering() >= clients {
             // The last client's linger has just begun: both idle windows fit in it.
             return idle_steps(os, steps);
         }
@@ -84,12 +84,10 @@ pub fn drive<O: Os>(
     };
     let addr = server.local_addr();
     let results = Arc::new(os.mutex(Vec::new()));
-    let mut expected_bytes = 0u64;
     let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
         .map(|id| {
             let mut plan = ClientPlan::new(&scenario.clients, id, addr, seed);
             plan.frames = scenario.server.handler == HandlerKind::Frame;
-            expected_bytes += plan.reply_bytes() as u64;
             plan.retry_on_reset = scenario.injects_resets();
             let (os2, results, progress) =
                 (os.clone(), Arc::clone(&results), Arc::clone(&progress));
@@ -104,7 +102,7 @@ pub fn drive<O: Os>(
     let lingering_steps = if scenario.clients.pattern == Pattern::Linger {
         let n_clients = scenario.clients.count;
         let finished = || results.lock(|r: &mut Vec<_>| r.len() >= n_clients);
-        linger_idle_steps(os, &progress, expected_bytes, finished, steps)
+        linger_idle_steps(os, &progress, n_clients as u64, finished, steps)
     } else {
         0
     };

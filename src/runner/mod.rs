@@ -181,6 +181,14 @@ pub(crate) fn judge(
             Verdict::Crash,
             vec![format!("t{tid} {name} panicked: {message}")],
         ),
+        Outcome::BusyRetry { tid, name, call } => {
+            let mut lines = vec![format!(
+                "t{tid} {name} made the same failing call {} times in a row without blocking: {call} (a busy retry loop; a correct loop waits before it tries again)",
+                sim::sched::BUSY_RETRIES_MAX
+            )];
+            lines.extend(diagnose::busiest_thread(report, &report.threads));
+            (Verdict::Spin, lines)
+        }
         Outcome::Deadlock => {
             let mut lines = diagnose::stall(report);
             if netpoll {

@@ -140,6 +140,8 @@ const UNECHOED_KEPT_MAX: usize = WRITE_CHUNK_BYTES;
 pub struct Progress {
     bytes: AtomicU64,
     last_ns: AtomicU64,
+    /// Clients whose whole exchange is done and who now linger (`Pattern::Linger`).
+    lingering: AtomicU64,
 }
 
 impl Progress {
@@ -165,6 +167,13 @@ impl Progress {
     /// `Os::now` in ns when bytes last came in (0: never).
     pub fn last_ns(&self) -> u64 {
         self.last_ns.load(Ordering::Relaxed)
+    }
+
+    /// Clients that finished their exchange and linger. Counted apart from the bytes: a
+    /// client that resends after an injected reset receives some bytes twice, so the byte
+    /// count reaches the expected total while that client is still at work.
+    pub fn lingering(&self) -> u64 {
+        self.lingering.load(Ordering::Relaxed)
     }
 }
 
@@ -195,6 +204,7 @@ pub fn run_client<O: Os>(
                 if result.is_ok() && plan.pattern == Pattern::Linger {
                     // Silent but connected: the server has nothing to do for a while, and a
                     // correct one sleeps through it.
+                    progress.lingering.fetch_add(1, Ordering::Relaxed);
                     os.sleep(LINGER);
                 }
                 conn.close();

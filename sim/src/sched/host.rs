@@ -23,6 +23,16 @@ pub enum Outcome {
     Deadlock,
     /// The step budget ran out while threads could still run.
     MaxSteps,
+    /// A thread made the same failing call [`BUSY_RETRIES_MAX`] times in a row without
+    /// blocking in between: a busy retry loop (accept after EMFILE retried at once, say).
+    BusyRetry {
+        /// The thread.
+        tid: u32,
+        /// Its name.
+        name: String,
+        /// The call as the trace writes it, with its result (`accept(4) = EMFILE`).
+        call: String,
+    },
     /// A simulated thread panicked.
     Crash {
         /// The thread.

@@ -10,6 +10,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use std::cell::RefCell;
 
+/// Identical failing calls a thread may make in a row without blocking before the run ends
+/// as a busy retry loop ([`super::Outcome::BusyRetry`]). Far above what the faults make a
+/// correct loop retry (an `eintr_io` of 0.2 repeats a call 10,000 times with probability
+/// 0.2^10000), far below a step budget.
+pub const BUSY_RETRIES_MAX: u64 = 10_000;
+
 /// Scheduler-level faults, each a probability per opportunity.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SchedFaults {
@@ -136,6 +142,9 @@ pub(crate) struct Thread {
     pub(crate) park_token: bool,
     /// Locks ([`crate::sync::Mutex`]) the thread holds: it is inside their critical sections.
     pub(crate) locks_held: u32,
+    /// The thread's last failing call (op, first argument, errno) and how many times in a
+    /// row it made it without blocking.
+    retry: ((Op, i64, i64), u64),
     pub(crate) last_step: u64,
     /// The panic message if it panicked; `Some(Ok)` once it returned.
     pub(crate) result: Option<Result<(), String>>,
@@ -271,6 +280,7 @@ impl World {
             wake: Wake::Woken,
             park_token: false,
             locks_held: 0,
+            retry: ((Op::Now, 0, 0), 0),
             last_step: self.step,
             result: None,
         });
@@ -292,6 +302,7 @@ impl World {
 
     pub(crate) fn set_blocked(&mut self, tid: u32, block: Block, deadline: Option<u64>) {
         self.threads[tid as usize].state = ThreadState::Blocked(block, deadline);
+        self.threads[tid as usize].retry.1 = 0;
         if let Some(deadline) = deadline {
             self.deadline_min_ns = self.deadline_min_ns.min(deadline);
         }
@@ -448,6 +459,40 @@ impl World {
             args,
             ret,
         });
+        self.watch_retries(tid, op, args, ret);
+    }
+
+    /// Counts a failing call repeated without blocking, and ends the run at
+    /// [`BUSY_RETRIES_MAX`]: a correct loop waits (in `epoll_wait`, a sleep, a lock) before it
+    /// tries a failed call again, so a run of identical failures is a busy loop even when it
+    /// would end once the cause goes away (a full descriptor table empties when a client
+    /// leaves, and the run would pass, having burnt a core meanwhile).
+    fn watch_retries(&mut self, tid: u32, op: Op, args: [i64; 2], ret: i64) {
+        let thread = &mut self.threads[tid as usize];
+        let key = (op, args[0], ret);
+        if ret >= 0 || op == Op::EpollWait {
+            thread.retry.1 = 0;
+            return;
+        }
+        if thread.retry.0 == key {
+            thread.retry.1 += 1;
+        } else {
+            thread.retry = (key, 1);
+        }
+        if thread.retry.1 >= BUSY_RETRIES_MAX && self.stop.is_none() {
+            let record = Record::Call {
+                step: self.step,
+                tid,
+                op,
+                args,
+                ret,
+            };
+            self.stop = Some(super::Outcome::BusyRetry {
+                tid,
+                name: thread.name.clone(),
+                call: record.call_text(),
+            });
+        }
     }
 
     /// When the world is idle: moves the clock to the next deadline or kernel timer and
