@@ -17,6 +17,7 @@ use crate::netpoll::Flaw as NetpollFlaw;
 use crate::runner::run_sim;
 use crate::scenario::{Pattern, Scenario, Verdict};
 use crate::server::{Balance, Flaw, HandlerKind, Model, Trigger};
+use crate::workload::{FRAME_PREFIX_BYTES, FRAME_REPLY_BYTES, PIPELINE_DEPTH};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use sim::kernel::EdgeModel;
@@ -69,7 +70,16 @@ impl FlawOf {
                 // item if bytes are left (`ep_modify`), which hides these three.
                 Flaw::ReadOnce | Flaw::BudgetNoRequeue | Flaw::OutOnce => &[Edge],
                 Flaw::OneshotNoRearm | Flaw::OneshotOneDirection => &[EdgeOneshot],
-                Flaw::LtOutAlways | Flaw::RdhupDropsTail | Flaw::ErrorOnlyIgnored => &[Level],
+                // These do harm through a level-triggered repeat (a spin) or, rdhup-drops-tail,
+                // through the one read per event that level mode makes; under edge
+                // triggering the loop reads to EAGAIN first, and what is left is a connection
+                // or registration kept until the server stops and closes it, which nothing
+                // can observe.
+                Flaw::LtOutAlways
+                | Flaw::RdhupDropsTail
+                | Flaw::ErrorOnlyIgnored
+                | Flaw::EofIgnored
+                | Flaw::CloseWithDup => &[Level],
                 _ => &[Level, Edge, EdgeOneshot],
             },
             FlawOf::Shared | FlawOf::Netpoll(_) => &[Edge],
@@ -85,14 +95,84 @@ impl FlawOf {
     }
 }
 
-/// Why `flaw` cannot show in `scenario`'s workload, if it cannot, from the server's code.
+/// Request bytes one connection has on the way to the server at once, at most: one message
+/// for clients that wait for each echo, the pipeline's depth of them, or every message for
+/// clients that send everything before they read.
+fn request_bytes_in_flight(scenario: &Scenario) -> usize {
+    let c = &scenario.clients;
+    let framed = scenario.server.handler == HandlerKind::Frame;
+    let message = c.size_bytes.1 + if framed { FRAME_PREFIX_BYTES } else { 0 };
+    let in_flight = match c.pattern {
+        Pattern::Pipeline => PIPELINE_DEPTH.min(c.messages),
+        Pattern::Burst | Pattern::HalfClose => c.messages,
+        _ => 1,
+    };
+    message * in_flight
+}
+
+/// Reply bytes the server may have to write to one connection at once, at most (an echo
+/// repeats what is in flight; a frame's reply is 16 bytes per request).
+fn reply_bytes_in_flight(scenario: &Scenario) -> usize {
+    if scenario.server.handler == HandlerKind::Frame {
+        let requests = request_bytes_in_flight(scenario)
+            / (scenario.clients.size_bytes.1 + FRAME_PREFIX_BYTES);
+        return requests * FRAME_REPLY_BYTES;
+    }
+    request_bytes_in_flight(scenario)
+}
+
+/// The fewest bytes a write is sure to place, in the smallest environment swarm mode draws:
+/// a 1 KiB send buffer and a 1 KiB receive buffer at the peer.
+const SURE_WRITE_BYTES: usize = 2048;
+
+/// Why `flaw` cannot show in `scenario`'s workload, if it cannot, from the server's code and
+/// Linux's rules (a short read means the rest is still on its way and will raise an edge; a
+/// write is cut only when the buffers are full).
 pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static str> {
     let config = &scenario.server.config;
     let FlawOf::Reactor(flaw) = flaw else {
         return None;
     };
+    let clients = &scenario.clients;
     let crosses_threads = config.model == Model::MultiReactor || config.workers > 0;
+    let requests = request_bytes_in_flight(scenario);
+    let replies = reply_bytes_in_flight(scenario);
+    let read_turn = config
+        .read_budget_bytes
+        .min(config.reads_per_turn_max * config.read_buffer_bytes);
+    let one_request_per_connection = clients.messages == 1 || clients.pattern == Pattern::Churn;
     match flaw {
+        Flaw::ReadOnce if requests <= config.read_buffer_bytes => Some(
+            "one read takes everything a connection has in flight, and bytes that arrive \
+             later raise an edge of their own",
+        ),
+        Flaw::BudgetNoRequeue if requests <= read_turn && replies <= config.write_budget_bytes => {
+            Some("one turn's read and write budgets cover everything a connection has in flight")
+        }
+        Flaw::NoEpollout | Flaw::OneshotOneDirection | Flaw::OutOnce
+            if replies <= SURE_WRITE_BYTES =>
+        {
+            Some(
+                "every reply fits the smallest send and receive buffers at once, so no write \
+                 is ever cut and no output waits for EPOLLOUT",
+            )
+        }
+        Flaw::AcceptOnce if clients.count == 1 => Some(
+            "one client connects once at a time, so the listener never has two connections \
+             queued at one wakeup",
+        ),
+        Flaw::OneshotNoRearm if one_request_per_connection => Some(
+            "each connection carries one request: the one event it needs comes before the \
+             flaw disarms anything, and the server closes it at stop",
+        ),
+        Flaw::EofIgnored if clients.pattern == Pattern::Reset => {
+            Some("the clients reset their connections instead of closing them: no end of file")
+        }
+        Flaw::LtOutAlways if clients.pattern != Pattern::Linger => Some(
+            "the busy loop lasts only while connections are open; only lingering clients keep \
+             one open without traffic, and while clients make progress a busy loop is merely \
+             slower",
+        ),
         Flaw::WakeFlagRace | Flaw::EventfdUnreadLt if !crosses_threads => Some(
             "no task ever crosses threads (one loop or symmetric loops, no workers), so no \
              loop's eventfd is written",
@@ -106,7 +186,7 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
              happens only while a connection's worker job is in flight; with no (or instant) \
              jobs the result closes the dead socket within a few steps",
         ),
-        Flaw::RdhupDropsTail if scenario.clients.pattern != Pattern::HalfClose => Some(
+        Flaw::RdhupDropsTail if clients.pattern != Pattern::HalfClose => Some(
             "needs a peer's FIN behind request bytes the server has not read; only half-close \
              clients shut down before reading their whole echo",
         ),

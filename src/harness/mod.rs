@@ -401,7 +401,7 @@ impl Harness {
         };
         let done = self.run_clients(os, addr, seed, &progress, None);
         seen.driven.server_error = done.panic;
-        seen.driven.idle_steps = runner::idle_steps(os, sim::sys::steps);
+        seen.driven.idle_steps = runner::idle_steps(os, sim::sys::steps, IDLE_STEPS_MAX);
         if let Some(error) = server_error.lock(Option::take) {
             seen.driven.server_error.get_or_insert(error);
         }

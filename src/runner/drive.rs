@@ -15,14 +15,38 @@ use std::time::Duration;
 /// in `epoll_wait`, a spinning one keeps calling.
 pub const IDLE_WINDOW: Duration = Duration::from_millis(10);
 
-/// Lets the server finish what the clients' last calls started (closes, flushes) for one
-/// [`IDLE_WINDOW`], then counts the steps taken over another one, when nothing is left to do.
+/// Windows the server gets to finish what the clients left before it is watched: closes,
+/// flushes, and connections still queued behind an accept back-off (the reactor server
+/// pauses its listener for 100 ms after EMFILE), so 160 ms in all.
+const SETTLE_WINDOWS_MAX: usize = 16;
+
+/// A window in which the server takes this many times `quiet` steps (most of the window)
+/// is a busy loop, not leftover work: there is no point in waiting for it to settle.
+const BUSY_FACTOR: u64 = 4;
+
+/// The steps (or CPU microseconds, on Linux) the server takes over one [`IDLE_WINDOW`].
 /// The main thread's own sleep costs a step or two; the rest is the server's.
-pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
-    os.sleep(IDLE_WINDOW);
+fn window<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
     let before = steps();
     os.sleep(IDLE_WINDOW);
     steps().saturating_sub(before).saturating_sub(2)
+}
+
+/// Lets the server finish what the clients' last calls started, one [`IDLE_WINDOW`] after
+/// another until a window takes at most `quiet` steps (at most [`SETTLE_WINDOWS_MAX`]), then
+/// counts the steps taken over one more, when nothing is left to do. A window far above
+/// `quiet` ends the wait at once: that is a busy loop, and its count is the answer.
+pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64, quiet: u64) -> u64 {
+    for _ in 0..SETTLE_WINDOWS_MAX {
+        let taken = window(os, steps);
+        if taken <= quiet {
+            break;
+        }
+        if taken > BUSY_FACTOR * quiet {
+            return taken;
+        }
+    }
+    window(os, steps)
 }
 
 /// Waits until every client finished its exchange and lingers, then counts the server's
@@ -41,7 +65,9 @@ fn linger_idle_steps<O: Os>(
     for _ in 0..POLLS_MAX {
         if progress.lingering() >= clients {
             // The last client's linger has just begun: both idle windows fit in it.
-            return idle_steps(os, steps);
+            // The clients linger 100 ms, so no settling beyond one window.
+            window(os, steps);
+            return window(os, steps);
         }
         if finished() {
             return 0;
@@ -111,7 +137,12 @@ pub fn drive<O: Os>(
             driven.server_error = Some(format!("a client panicked: {message}"));
         }
     }
-    driven.idle_steps = idle_steps(os, steps).max(lingering_steps);
+    let quiet = if stall_after.is_some() {
+        super::REAL_IDLE_CPU_US_MAX
+    } else {
+        super::IDLE_STEPS_MAX
+    };
+    driven.idle_steps = idle_steps(os, steps, quiet).max(lingering_steps);
     if driven.idle_steps > super::IDLE_STEPS_MAX {
         // A spinning server is left as it is (its threads are unwound when the world ends,
         // without touching the kernel), so the diagnosis sees the registration it spins on.

@@ -22,8 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Steps the server may take in [`IDLE_WINDOW`] with nothing to do before it counts as
-/// spinning: a correct loop takes none (it sleeps in `epoll_wait`).
-pub const IDLE_STEPS_MAX: u64 = 100;
+/// spinning. A step costs a microsecond of virtual time, so this is a fifth of the window
+/// spent calling, as [`REAL_IDLE_CPU_US_MAX`] is a fifth of a core on Linux. A busy loop
+/// fills the whole window (about 10,000 steps); a correct loop sleeps in `epoll_wait`, or
+/// finishes leftovers in short bursts between sleeps (connections an injected EMFILE kept
+/// in the accept queue, taken one per back-off: a hundred steps or so, which the first
+/// threshold of 100 took for a spin).
+pub const IDLE_STEPS_MAX: u64 = 2_000;
 
 /// How a run went.
 #[derive(Clone, Debug)]
