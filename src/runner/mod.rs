@@ -203,7 +203,12 @@ pub(crate) fn judge(
         }
         Outcome::MaxSteps => {
             let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
-            if quiet_ns * 2 < report.now_ns {
+            if let Some(line) = hogged(report) {
+                // Clients crawl because one server thread takes nearly every step.
+                let mut lines = vec![line];
+                lines.extend(diagnose::busiest_thread(report, &report.threads));
+                (Verdict::Spin, lines)
+            } else if quiet_ns * 2 < report.now_ns {
                 (
                     Verdict::Inconclusive,
                     vec![format!(
@@ -225,6 +230,36 @@ pub(crate) fn judge(
         }
         Outcome::Finished => finished(report),
     }
+}
+
+/// A server thread's share of the steps in the second half of the step budget above which a
+/// run that spent its budget was a busy loop, not slow progress: serving clients, a loop
+/// takes about as many steps as they do (a read and a write per message each side).
+const HOG_SHARE_MIN: f64 = 0.9;
+
+/// The line saying which server thread took nearly every step of the second half of the
+/// run, if one did (the clients, and the driver `main`, do not count as the server).
+fn hogged(report: &sim::sched::Report) -> Option<String> {
+    // A loop that sleeps between its calls (a listener paused for 100 ms after each EMFILE)
+    // may take every step of an otherwise idle world without being busy.
+    if report.idle_ns * 2 > report.now_ns {
+        return None;
+    }
+    let total: u64 = report.threads.iter().map(|t| t.steps_late).sum();
+    let hog = report
+        .threads
+        .iter()
+        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
+        .max_by_key(|t| t.steps_late)?;
+    let share = hog.steps_late as f64 / total.max(1) as f64;
+    (total > 0 && share >= HOG_SHARE_MIN).then(|| {
+        format!(
+            "the step budget ran out while t{} {} took {:.0}% of the last {total} steps: a loop that never waits, with the clients crawling behind it",
+            hog.tid,
+            hog.name,
+            share * 100.0
+        )
+    })
 }
 
 /// The verdict of a run whose driver returned, in order: a server that failed, clients

@@ -151,17 +151,28 @@ fn out_once_passes_under_linux_edges_and_stalls_under_strict_ones() {
 /// The flaw that only Linux's edges show: threads sharing one epoll instance without
 /// ONESHOT are woken twice for one socket when a chunk arrives while the first thread still
 /// handles the last; under textbook edges the second wakeup never comes.
+///
+/// The strict file pins what would expose the flaw under any edge model (small buffers,
+/// spurious events), so its Linux twin is that same file with Linux's edges; the catalogue's
+/// own `flaw-shared-no-oneshot.toml` keeps no such knob and is caught by swarm mode.
 #[test]
 fn shared_no_oneshot_is_corrupt_under_linux_edges_and_passes_under_strict_ones() {
-    let (linux, strict) =
-        edge_model_pair("flaw-shared-no-oneshot", "flaw-shared-no-oneshot-strict");
+    let strict = catalogue()
+        .into_iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "flaw-shared-no-oneshot-strict")
+        .expect("the strict scenario exists");
+    assert_eq!(strict.sim.edge, sim::kernel::EdgeModel::Strict);
+    let mut linux = strict.clone();
+    linux.sim.edge = sim::kernel::EdgeModel::Linux;
     assert_eq!(first_failure(&strict, 0..SEEDS_TO_DETECTION_MAX), None);
     assert_eq!(
         first_failure(&linux, 0..SEEDS_TO_DETECTION_MAX).map(|(_, v)| v),
         Some(Verdict::Corrupt)
     );
     // The diagnosis names the cause, not only the client's symptom.
-    let failing = run_sim(&linux, linux.seed, true);
+    let (seed, _) = first_failure(&linux, 0..SEEDS_TO_DETECTION_MAX).expect("found above");
+    let failing = run_sim(&linux, seed, true);
     assert!(
         failing
             .diagnosis

@@ -133,6 +133,10 @@ pub struct ThreadInfo {
     pub state: ThreadState,
     /// The step of its last call.
     pub last_step: u64,
+    /// Steps it took in all.
+    pub steps: u64,
+    /// Steps it took in the second half of the step budget (0 if the run ended before).
+    pub steps_late: u64,
 }
 
 pub(crate) struct Thread {
@@ -146,6 +150,9 @@ pub(crate) struct Thread {
     /// row it made it without blocking.
     retry: ((Op, i64, i64), u64),
     pub(crate) last_step: u64,
+    pub(crate) steps: u64,
+    /// `steps` when the run passed half its step budget.
+    pub(crate) steps_at_half: Option<u64>,
     /// The panic message if it panicked; `Some(Ok)` once it returned.
     pub(crate) result: Option<Result<(), String>>,
 }
@@ -282,6 +289,8 @@ impl World {
             locks_held: 0,
             retry: ((Op::Now, 0, 0), 0),
             last_step: self.step,
+            steps: 0,
+            steps_at_half: None,
             result: None,
         });
         self.runnable.push(tid);
@@ -386,7 +395,9 @@ impl World {
         self.step += 1;
         self.now_ns += self.config.call_cost_ns;
         if let Some(tid) = self.current {
-            self.threads[tid as usize].last_step = self.step;
+            let thread = &mut self.threads[tid as usize];
+            thread.last_step = self.step;
+            thread.steps += 1;
         }
         if self
             .kernel
@@ -400,6 +411,11 @@ impl World {
             // A busy thread moves the clock too: sleepers and timed waits whose deadline
             // passed meanwhile wake up, or a busy loop would starve every timer.
             self.expire_deadlines();
+        }
+        if self.step == self.config.max_steps / 2 {
+            for thread in &mut self.threads {
+                thread.steps_at_half = Some(thread.steps);
+            }
         }
         if !self.healed && self.config.heal_at_step.is_some_and(|s| self.step >= s) {
             self.heal();
@@ -569,6 +585,8 @@ impl World {
                 name: t.name.clone(),
                 state: t.state,
                 last_step: t.last_step,
+                steps: t.steps,
+                steps_late: t.steps_at_half.map_or(0, |half| t.steps - half),
             })
             .collect()
     }
