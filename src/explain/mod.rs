@@ -10,7 +10,6 @@
 //! drained) and the step after which the stall was certain.
 
 pub mod coverage;
-pub mod guided;
 pub mod perfetto;
 pub mod shrink;
 pub mod svg;
