@@ -121,6 +121,10 @@ fn reply_bytes_in_flight(scenario: &Scenario) -> usize {
     request_bytes_in_flight(scenario)
 }
 
+/// `SOCK_MIN_SNDBUF`: no write of at most this much beyond what is queued is cut short (see
+/// the kernel model's `short_write`).
+const SOCK_MIN_SNDBUF_BYTES: usize = 4608;
+
 /// The fewest bytes a write is sure to place, in the smallest environment swarm mode draws:
 /// a 1 KiB send buffer and a 1 KiB receive buffer at the peer.
 const SURE_WRITE_BYTES: usize = 2048;
@@ -140,7 +144,6 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
     let read_turn = config
         .read_budget_bytes
         .min(config.reads_per_turn_max * config.read_buffer_bytes);
-    let one_request_per_connection = clients.messages == 1 || clients.pattern == Pattern::Churn;
     match flaw {
         Flaw::ReadOnce if requests <= config.read_buffer_bytes => Some(
             "one read takes everything a connection has in flight, and bytes that arrive \
@@ -149,21 +152,17 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
         Flaw::BudgetNoRequeue if requests <= read_turn && replies <= config.write_budget_bytes => {
             Some("one turn's read and write budgets cover everything a connection has in flight")
         }
-        Flaw::NoEpollout | Flaw::OneshotOneDirection | Flaw::OutOnce
-            if replies <= SURE_WRITE_BYTES =>
-        {
-            Some(
-                "every reply fits the smallest send and receive buffers at once, so no write \
+        Flaw::OutOnce if replies <= SOCK_MIN_SNDBUF_BYTES => Some(
+            "the flaw needs a write cut short with room left (strict edges then give no new \
+             EPOLLOUT); Linux's smallest send buffer takes every reply here whole",
+        ),
+        Flaw::NoEpollout | Flaw::OneshotOneDirection if replies <= SURE_WRITE_BYTES => Some(
+            "every reply fits the smallest send and receive buffers at once, so no write \
                  is ever cut and no output waits for EPOLLOUT",
-            )
-        }
+        ),
         Flaw::AcceptOnce if clients.count == 1 => Some(
             "one client connects once at a time, so the listener never has two connections \
              queued at one wakeup",
-        ),
-        Flaw::OneshotNoRearm if one_request_per_connection => Some(
-            "each connection carries one request: the one event it needs comes before the \
-             flaw disarms anything, and the server closes it at stop",
         ),
         Flaw::EofIgnored if clients.pattern == Pattern::Reset => {
             Some("the clients reset their connections instead of closing them: no end of file")
@@ -180,6 +179,10 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
         Flaw::StaleToken if config.workers == 0 => Some(
             "a stale token reaches a reused slot through a worker's result; without workers \
              the registration is deleted before its close, so no event can carry it",
+        ),
+        Flaw::ErrorOnlyIgnored if requests < config.inbound_bytes_max => Some(
+            "the registration asks for no direction only while a connection's input is at \
+             its limit during a job, and no connection has that much in flight",
         ),
         Flaw::ErrorOnlyIgnored if config.workers == 0 || config.job_duration.is_zero() => Some(
             "an event with only ERR/HUP needs a registration asking for no direction, which \
