@@ -247,6 +247,11 @@ pub struct Pair {
 
 /// Draws the workloads and runs every pair.
 pub fn evaluate(options: &Options, on_done: &(dyn Fn(&Pair) + Sync)) -> Vec<Pair> {
+    run_pairs(draw_pairs(options), options, on_done)
+}
+
+/// The pairs `options` asks for, drawn and not yet run.
+pub fn draw_pairs(options: &Options) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for (flaw_idx, flaw) in FlawOf::all().into_iter().enumerate() {
         if options
@@ -275,6 +280,11 @@ pub fn evaluate(options: &Options, on_done: &(dyn Fn(&Pair) + Sync)) -> Vec<Pair
             });
         }
     }
+    pairs
+}
+
+/// Runs every pair on `options.jobs` OS threads; the results come back in pair order.
+fn run_pairs(pairs: Vec<Pair>, options: &Options, on_done: &(dyn Fn(&Pair) + Sync)) -> Vec<Pair> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(vec![None; pairs.len()]);
     std::thread::scope(|scope| {
@@ -402,6 +412,8 @@ fn workload(flaw: FlawOf, rng: &mut ChaCha8Rng) -> Scenario {
             config.reactors = pick(rng, &[2, 3, 4]);
         }
         FlawOf::Netpoll(f) => {
+            // The netpoller has no loops, triggers or workers to draw.
+            *config = crate::server::ServerConfig::default();
             server.netpoll = true;
             server.netpoll_flaw = Some(f);
         }

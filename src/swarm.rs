@@ -315,3 +315,69 @@ pub fn knobs_that_mattered(
         line
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, Pattern};
+
+    fn scenario(text: &str) -> Scenario {
+        parse("t.toml", &format!("name = \"t\"\n{text}")).expect("valid")
+    }
+
+    #[test]
+    fn the_seed_alone_gives_the_environment_and_seeds_differ() {
+        let s = scenario("");
+        let at = |seed| resolve(&s, seed, Tolerance::of_standard_clients(&s)).sim;
+        assert_eq!(at(7), at(7));
+        let distinct: std::collections::BTreeSet<String> = (0..50)
+            .map(|seed| describe(&s, &at(seed)).expect("on"))
+            .collect();
+        assert!(
+            distinct.len() > 40,
+            "{} distinct environments",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn pinned_knobs_are_kept_and_swarm_off_draws_nothing() {
+        let s = scenario("[sim]\nsndbuf_bytes = 4096\nfaults = { short_read = 0.0 }\n");
+        for seed in 0..100 {
+            let drawn = resolve(&s, seed, Tolerance::of_standard_clients(&s)).sim;
+            assert_eq!(drawn.sndbuf_bytes, 4096);
+            assert_eq!(drawn.faults.kernel.short_read, 0.0);
+        }
+        let off = scenario("[sim]\nswarm = false\n");
+        for seed in 0..100 {
+            assert_eq!(resolve(&off, seed, Tolerance { resets: true }).sim, off.sim);
+        }
+        assert_eq!(describe(&off, &off.sim), None);
+    }
+
+    #[test]
+    fn resets_are_drawn_only_where_the_workload_tolerates_them() {
+        let idle = scenario(
+            "[server]\nmodel = \"netpoll\"\nidle_timeout_ms = 20\n[clients]\npattern = \"idle\"\n",
+        );
+        assert!(!Tolerance::of_standard_clients(&idle).resets);
+        let pingpong = scenario("");
+        assert_eq!(pingpong.clients.pattern, Pattern::Pingpong);
+        let resets = |s: &Scenario, tolerance| {
+            (0..200)
+                .filter(|&seed| resolve(s, seed, tolerance).injects_resets())
+                .count()
+        };
+        assert_eq!(resets(&idle, Tolerance::of_standard_clients(&idle)), 0);
+        assert!(resets(&pingpong, Tolerance::of_standard_clients(&pingpong)) > 20);
+    }
+
+    #[test]
+    fn a_tight_descriptor_limit_leaves_room_for_every_client_and_one_connection() {
+        let s = scenario("[clients]\ncount = 6\n");
+        let least = tight_fd_limit(&s, 0.0);
+        // stdio, the multi-reactor server's 7, two per client, one server end.
+        assert_eq!(least, 3 + 7 + 2 * 6 + 1);
+        assert_eq!(tight_fd_limit(&s, 0.999), 3 + 7 + 2 * 6 + 6);
+    }
+}

@@ -52,7 +52,21 @@ impl ServerSpec {
     /// What a scenario can set, for comparisons (`ServerConfig` has no `PartialEq`).
     fn key(&self) -> impl PartialEq + '_ {
         let c = &self.config;
-        let shape = (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw);
+        // The netpoller has no loops: the reactor server's shape means nothing there.
+        let shape = (!self.netpoll).then_some((
+            (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw),
+            (
+                c.read_buffer_bytes,
+                c.read_budget_bytes,
+                c.write_budget_bytes,
+            ),
+            (
+                c.inbound_bytes_max,
+                c.outbound_bytes_max,
+                c.events_max,
+                c.job_duration,
+            ),
+        ));
         let netpoll = (self.netpoll, self.netpoll_flaw, self.idle_timeout);
         (shape, netpoll, self.handler)
     }

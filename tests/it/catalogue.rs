@@ -218,6 +218,55 @@ fn soak_without_flaws() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The correct servers of every model, in every trigger mode they have, on two ordinary
+/// workloads, under swarm mode: seeds `0..5000` each with `EDGESIM_SOAK=1`, 20 in an
+/// ordinary test run. A single failure is a bug in the server or the simulator.
+#[test]
+fn every_model_and_trigger_passes_under_swarm() {
+    let seeds_max = if std::env::var("EDGESIM_SOAK").as_deref() == Ok("1") {
+        SOAK_SEEDS
+    } else {
+        20
+    };
+    let servers = [
+        "model = \"single-reactor\"\ntrigger = \"level\"",
+        "model = \"single-reactor\"\ntrigger = \"edge\"",
+        "model = \"single-reactor\"\ntrigger = \"edge-oneshot\"",
+        "model = \"multi-reactor\"\nreactors = 2\ntrigger = \"level\"",
+        "model = \"multi-reactor\"\nreactors = 2\ntrigger = \"edge\"",
+        "model = \"multi-reactor\"\nreactors = 2\ntrigger = \"edge-oneshot\"",
+        "model = \"multi-reactor\"\nreactors = 2\nworkers = 2\njob_ms = 1\ntrigger = \"edge\"",
+        "model = \"reuseport\"\nreactors = 2\ntrigger = \"level\"",
+        "model = \"reuseport\"\nreactors = 2\ntrigger = \"edge\"",
+        "model = \"reuseport\"\nreactors = 2\ntrigger = \"edge-oneshot\"",
+        "model = \"shared-epoll\"\nreactors = 3",
+        "model = \"netpoll\"",
+    ];
+    let workloads = [
+        "count = 4\nmessages = 10\nsize = \"1..4096\"\npattern = \"pingpong\"",
+        "count = 3\nmessages = 8\nsize = \"1..32768\"\npattern = \"pipeline\"",
+    ];
+    let seeds: Vec<u64> = (0..seeds_max).collect();
+    let mut problems = Vec::new();
+    for server in servers {
+        for clients in workloads {
+            let text = format!("name = \"soak\"\n[server]\n{server}\n[clients]\n{clients}\n");
+            let scenario = edgesim::scenario::parse("soak.toml", &text).expect("valid");
+            let explored = explore(&scenario, &seeds, 2, &|| {});
+            let (server, clients) = (server.replace('\n', " "), clients.replace('\n', " "));
+            eprintln!("soak [{server}] [{clients}]: {}", explored.summary());
+            if let Some((seed, verdict)) = explored.failures.first() {
+                problems.push(format!(
+                    "[{server}] [{clients}]: {} failures, first {} at seed {seed}",
+                    explored.failures.len(),
+                    verdict.name()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// The knobs the catalogue added: `[sim] fd_limit` reaches the kernel's limit and is
 /// range-checked, and `linger` is a pattern a scenario can name.
 #[test]
