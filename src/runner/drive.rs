@@ -33,7 +33,7 @@ fn window<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
 }
 
 /// Lets the server finish what the clients' last calls started, one [`IDLE_WINDOW`] after
-/// another until a window takes at most `quiet` steps (at most [`SETTLE_WINDOWS_MAX`]), then
+/// another until a window takes at most `quiet` steps (at most `SETTLE_WINDOWS_MAX`), then
 /// counts the steps taken over one more, when nothing is left to do. A window far above
 /// `quiet` ends the wait at once: that is a busy loop, and its count is the answer.
 pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64, quiet: u64) -> u64 {

@@ -23,7 +23,7 @@ pub enum Outcome {
     Deadlock,
     /// The step budget ran out while threads could still run.
     MaxSteps,
-    /// A thread made the same failing call [`BUSY_RETRIES_MAX`] times in a row without
+    /// A thread made the same failing call [`BUSY_RETRIES_MAX`](super::BUSY_RETRIES_MAX) times in a row without
     /// blocking in between: a busy retry loop (accept after EMFILE retried at once, say).
     BusyRetry {
         /// The thread.
