@@ -32,7 +32,9 @@ WORKLOADS=("pingpong-64B 64 64 1" "pipelined-4KiB 64 4096 8")
 SERVER_START_TIMEOUT_SECS=10
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p edgesim -p edgesim-bench-peers >&2
+    cargo build --release -p edgesim >&2
+    # The peers are a workspace of their own (real tokio and mio); same target directory.
+    cargo build --release --manifest-path bench-peers/Cargo.toml --target-dir target >&2
 fi
 
 # The edgesim row needs the `serve` verb; until it exists the peers still run.

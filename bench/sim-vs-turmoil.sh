@@ -24,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-2000}
 cargo build --release -q --bin edgesim -p edgesim
-cargo build --release -q --bin turmoil-echo -p edgesim-bench-peers
+# The peers are a workspace of their own (real tokio and mio); same target directory.
+cargo build --release -q --bin turmoil-echo --manifest-path bench-peers/Cargo.toml --target-dir target
 fixed_dir=$(mktemp -d)
 trap 'rm -rf "$fixed_dir"' EXIT
 fixed=$fixed_dir/bench-echo-fixed.toml

@@ -3,7 +3,8 @@
 //!
 //! Two measurements:
 //! - the standard two-reactor echo workload (`scenarios/bench-echo.toml`): simulated Os calls
-//!   per second, thread switches per second and seeds per second;
+//!   per second, thread switches per second and seeds per second, with swarm mode off and on
+//!   (what the drawn environments cost);
 //! - the floor under it: runs of as many threads and about as many steps as a bench-echo seed,
 //!   where every call is an atomic load, so a step is only the scheduler's own work (the
 //!   preemption point, the random pick, usually a switch, the trace record) and the kernel is
@@ -33,24 +34,44 @@ fn main() {
     floor(seeds * 10);
 }
 
+/// bench-echo in the scenario files' fixed environment (swarm mode off, as every figure
+/// before swarm mode was measured, and as turmoil's peer runs: no faults) and then as it
+/// ships (swarm mode on), in the same process: what swarm mode costs, split into the extra
+/// steps its environments make a seed take and the time per step.
 fn bench_echo(seeds: u64) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/bench-echo.toml");
-    let scenario = edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario");
-    let (steps, switches, secs) = measure(seeds, |seed| {
-        let result = run_sim(&scenario, seed, false);
-        assert_eq!(
-            result.verdict,
-            edgesim::scenario::Verdict::Pass,
-            "seed {seed}"
+    let on = edgesim::scenario::load(path.as_ref()).expect("the benchmark scenario");
+    let mut off = on.clone();
+    off.sim.swarm = false;
+    let mut rates = Vec::new();
+    for (name, scenario) in [("swarm_off", &off), ("swarm_on", &on)] {
+        let (steps, switches, secs) = measure(seeds, |seed| {
+            let result = run_sim(scenario, seed, false);
+            assert_eq!(
+                result.verdict,
+                edgesim::scenario::Verdict::Pass,
+                "{name} seed {seed}"
+            );
+            (result.steps, result.switches)
+        });
+        println!(
+            "scenario=bench-echo {name} seeds={seeds} steps={steps} switches={switches} secs={secs:.3}"
         );
-        (result.steps, result.switches)
-    });
-    println!("scenario=bench-echo seeds={seeds} steps={steps} switches={switches} secs={secs:.3}");
+        println!(
+            "{name} sim_calls_per_sec={:.0} switches_per_sec={:.0} seeds_per_sec={:.1} steps_per_seed={:.0} ns_per_step={:.1}",
+            steps as f64 / secs,
+            switches as f64 / secs,
+            seeds as f64 / secs,
+            steps as f64 / seeds as f64,
+            secs * 1e9 / steps as f64
+        );
+        rates.push((seeds as f64 / secs, steps as f64 / seeds as f64));
+    }
+    let ((off_rate, off_steps), (on_rate, on_steps)) = (rates[0], rates[1]);
     println!(
-        "sim_calls_per_sec={:.0} switches_per_sec={:.0} seeds_per_sec={:.1}",
-        steps as f64 / secs,
-        switches as f64 / secs,
-        seeds as f64 / secs
+        "swarm_cost seeds_per_sec_ratio_on_over_off={:.2} steps_per_seed_ratio_on_over_off={:.2}",
+        on_rate / off_rate,
+        on_steps / off_steps
     );
 }
 

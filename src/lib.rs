@@ -5,6 +5,7 @@
 //! generic over the seam and runs unchanged on both.
 
 pub mod conform;
+pub mod evaluate;
 pub mod explain;
 pub mod harness;
 pub mod load;

@@ -87,7 +87,9 @@ enum Command {
         steps_max: u64,
     },
     /// Run a scenario at every seed of a range and count the failing verdicts; or, with
-    /// `--exhaustive`, run every schedule of one seed's environment.
+    /// `--exhaustive`, run every schedule of one seed's environment. Exit 1 on an unexpected
+    /// verdict: any failure when the scenario expects `pass`; otherwise another failing
+    /// verdict than the expected one, or none of the expected one. Exit 2 on bad input.
     Explore {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -125,6 +127,34 @@ enum Command {
         /// Exhaustive: wall-clock seconds the search may take.
         #[arg(long, requires = "exhaustive", default_value_t = 600.0)]
         secs_max: f64,
+    },
+    /// Measure bug-finding on workloads nobody tuned: for every flaw of every server model,
+    /// draw ordinary workloads and record whether and at which seed each flaw is caught
+    /// (within 200 seeds, the netpoller's within 500) and whether the correct server passes
+    /// the same workload. Prints one line per pair, then the per-flaw table.
+    Evaluate {
+        /// Workloads drawn per flaw.
+        #[arg(long, default_value_t = 40)]
+        workloads: usize,
+        /// Seed of the workload draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Seeds the correct server must pass on each workload.
+        #[arg(long, default_value_t = 300)]
+        correct_seeds: u64,
+        /// Run every seed in the scenario files' fixed defaults instead of swarm mode.
+        #[arg(long)]
+        no_swarm: bool,
+        /// OS threads, each running one simulated world at a time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only the flaws whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// Write every pair as two scenario files here (`NAME.toml` with the flaw, expecting
+        /// what was found at the seed found; `NAME-correct.toml` without it), to replay one.
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// Run the real multi-reactor server until SIGINT or SIGTERM.
     Serve {
@@ -232,6 +262,25 @@ fn main() -> ExitCode {
             shard.as_deref(),
             coverage,
         ),
+        Command::Evaluate {
+            workloads,
+            seed,
+            correct_seeds,
+            no_swarm,
+            jobs,
+            only,
+            write,
+        } => {
+            let options = edgesim::evaluate::Options {
+                workloads,
+                seed,
+                correct_seeds,
+                swarm: !no_swarm,
+                jobs: jobs.max(1),
+                only,
+            };
+            evaluate_cli(&options, write.as_deref())
+        }
         Command::Serve {
             addr,
             reactors,
@@ -328,6 +377,12 @@ fn report(
     for line in &result.diagnosis {
         say!("{line}");
     }
+    if result.verdict != Verdict::Pass && backend == Backend::Sim && explain.decisions.is_none() {
+        let verdict_of = |s: &Scenario| run_sim(s, result.seed, false).verdict;
+        if let Some(line) = edgesim::swarm::knobs_that_mattered(scenario, result.seed, verdict_of) {
+            say!("{line}");
+        }
+    }
     if result.verdict != scenario.expect {
         say!(
             "expected verdict {}, got {}",
@@ -419,7 +474,62 @@ fn explore_cli(
         say!("peak_run_heap_bytes={peak}");
     }
     say!("{}", explored.per_seed());
+    let unexpected = unexpected_verdicts(scenario.expect, &explored.failures);
+    for line in &unexpected {
+        say!("{line}");
+    }
     say!("{}", explored.summary());
+    if unexpected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What makes an exploration fail (exit status 1), one line each: for a scenario that
+/// expects `pass`, any failing seed; for one that expects a failing verdict, a seed with
+/// another failing verdict, or no seed with the expected one.
+fn unexpected_verdicts(expect: Verdict, failures: &[(u64, Verdict)]) -> Vec<String> {
+    let mut lines: Vec<String> = failures
+        .iter()
+        .filter(|(_, v)| *v != expect)
+        .take(5)
+        .map(|(seed, v)| {
+            format!(
+                "unexpected: seed {seed} gave {} (expected {})",
+                v.name(),
+                expect.name()
+            )
+        })
+        .collect();
+    if expect != Verdict::Pass && !failures.iter().any(|(_, v)| *v == expect) {
+        lines.push(format!(
+            "unexpected: no seed gave the expected verdict {}",
+            expect.name()
+        ));
+    }
+    lines
+}
+
+fn evaluate_cli(options: &edgesim::evaluate::Options, write: Option<&Path>) -> ExitCode {
+    if let Some(dir) = write {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return bad_input(format!("{}: {e}", dir.display()));
+        }
+    }
+    let pairs = edgesim::evaluate::evaluate(options, &|pair| {
+        say!("{}", edgesim::evaluate::pair_line(pair));
+        if let Some(dir) = write {
+            for (path, text) in edgesim::evaluate::pair_files(dir, pair) {
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("edgesim: {}: {e}", path.display());
+                }
+            }
+        }
+    });
+    for line in edgesim::evaluate::table(&pairs, options.correct_seeds) {
+        say!("{line}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -23,10 +23,14 @@ use sim::sched::{derive_seed, Strategy};
 /// The seed stream the environment is drawn from.
 const SWARM_STREAM: u64 = 10;
 
-/// The largest TCP send buffer drawn: what Linux autotunes a loopback socket to.
+/// The largest TCP send buffer drawn: what Linux autotunes a loopback socket to (measured:
+/// 3,939,840 bytes, `tcp_wmem` max 4 MiB).
 const SNDBUF_BYTES_MAX: usize = 3_939_840;
-/// The largest TCP receive buffer drawn: Linux's default `SO_RCVBUF` on loopback.
-const RCVBUF_BYTES_MAX: usize = 131_072;
+/// The largest TCP receive buffer drawn: what Linux's receive autotuning may grow a socket
+/// to (`tcp_rmem` max, 6 MiB). A fresh socket starts at 128 KiB; a reader that keeps up
+/// lets it grow, and a buffer larger than the server's read size is what makes a read that
+/// stops early leave bytes behind with no arrival to come.
+const RCVBUF_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// The smallest TCP buffer drawn (the scenario files' lower bound).
 const BUF_BYTES_MIN: usize = 1024;
 
@@ -62,6 +66,16 @@ pub fn resolve(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> Scenario
         }
     }
     resolved
+}
+
+/// `scenario` with its environment for `seed` written into it and swarm mode off: every
+/// knob pinned to what the seed drew, so the scenario replays that environment at any seed
+/// (what the shrinker works on, and what its output file says).
+pub fn pin_environment(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> Scenario {
+    let mut pinned = resolve(scenario, seed, tolerance);
+    pinned.sim.swarm = false;
+    pinned.sim.pinned = crate::scenario::Pinned::ALL;
+    pinned
 }
 
 /// The environment line of a run: `swarm: short_read=0.31 segment=0.12 rcvbuf_bytes=6144
@@ -200,7 +214,7 @@ fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
     if pct {
         spec.strategy = Strategy::Pct {
             depth,
-            steps_hint: steps_estimate(scenario),
+            steps_hint: 0,
         };
     } else if bias_on {
         spec.switch_bias = bias;
@@ -249,12 +263,121 @@ fn writes_per_batch(scenario: &Scenario) -> f64 {
     (2 * messages * (1 + clients.size_bytes.1 / 1024)) as f64
 }
 
-/// About how many steps the run takes (bench-echo measured 10.5 per round trip; large
-/// messages take more), so PCT's change points fall inside the run rather than far beyond
-/// its end, where they would never be reached.
-fn steps_estimate(scenario: &Scenario) -> u64 {
-    let clients = &scenario.clients;
-    let per_message = 12 * (1 + clients.size_bytes.1 as u64 / 16_384);
-    let estimate = 300 + clients.count as u64 * clients.messages as u64 * per_message;
-    estimate.min(scenario.sim.max_steps)
+/// Which drawn knobs the failure at `seed` needed, found by running the seed again with
+/// each drawn knob back at its default in turn (`verdict_of` runs a scenario at `seed`):
+/// the line a failing `run` prints under its diagnosis, or `None` when swarm mode is off or
+/// nothing was drawn. A knob "mattered" when the seed passes without it; the same seed with
+/// a knob taken away also draws its other random choices differently (a fault that cannot
+/// fire draws nothing), so this is evidence, not proof, and `shrink` goes further.
+pub fn knobs_that_mattered(
+    scenario: &Scenario,
+    seed: u64,
+    verdict_of: impl Fn(&Scenario) -> crate::scenario::Verdict,
+) -> Option<String> {
+    let tolerance = Tolerance::of_standard_clients(scenario);
+    let pinned = pin_environment(scenario, seed, tolerance);
+    let drawn = drawn_knobs(scenario, &pinned.sim);
+    if drawn.is_empty() {
+        return None;
+    }
+    let neutral = SimSpec::default();
+    let (needed, not_needed): (Vec<Knob>, Vec<Knob>) = drawn.into_iter().partition(|&knob| {
+        let mut without = pinned.clone();
+        without.sim.copy_knob(knob, &neutral);
+        verdict_of(&without) == crate::scenario::Verdict::Pass
+    });
+    let names = |knobs: &[Knob], values: bool| -> String {
+        let list: Vec<String> = knobs
+            .iter()
+            .map(|&k| match values {
+                true => format!("{}={}", k.name(), pinned.sim.knob_text(k)),
+                false => k.name().to_string(),
+            })
+            .collect();
+        list.join(" ")
+    };
+    Some(if needed.is_empty() {
+        format!(
+            "environment: the seed still fails with each drawn knob at its default in turn ({}), so no single one of them exposed it",
+            names(&not_needed, false)
+        )
+    } else {
+        let mut line = format!(
+            "environment that mattered: {} (the seed passes with it at its default)",
+            names(&needed, true)
+        );
+        if !not_needed.is_empty() {
+            line.push_str(&format!(
+                "; not needed on its own: {}",
+                names(&not_needed, false)
+            ));
+        }
+        line
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, Pattern};
+
+    fn scenario(text: &str) -> Scenario {
+        parse("t.toml", &format!("name = \"t\"\n{text}")).expect("valid")
+    }
+
+    #[test]
+    fn the_seed_alone_gives_the_environment_and_seeds_differ() {
+        let s = scenario("");
+        let at = |seed| resolve(&s, seed, Tolerance::of_standard_clients(&s)).sim;
+        assert_eq!(at(7), at(7));
+        let distinct: std::collections::BTreeSet<String> = (0..50)
+            .map(|seed| describe(&s, &at(seed)).expect("on"))
+            .collect();
+        assert!(
+            distinct.len() > 40,
+            "{} distinct environments",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn pinned_knobs_are_kept_and_swarm_off_draws_nothing() {
+        let s = scenario("[sim]\nsndbuf_bytes = 4096\nfaults = { short_read = 0.0 }\n");
+        for seed in 0..100 {
+            let drawn = resolve(&s, seed, Tolerance::of_standard_clients(&s)).sim;
+            assert_eq!(drawn.sndbuf_bytes, 4096);
+            assert_eq!(drawn.faults.kernel.short_read, 0.0);
+        }
+        let off = scenario("[sim]\nswarm = false\n");
+        for seed in 0..100 {
+            assert_eq!(resolve(&off, seed, Tolerance { resets: true }).sim, off.sim);
+        }
+        assert_eq!(describe(&off, &off.sim), None);
+    }
+
+    #[test]
+    fn resets_are_drawn_only_where_the_workload_tolerates_them() {
+        let idle = scenario(
+            "[server]\nmodel = \"netpoll\"\nidle_timeout_ms = 20\n[clients]\npattern = \"idle\"\n",
+        );
+        assert!(!Tolerance::of_standard_clients(&idle).resets);
+        let pingpong = scenario("");
+        assert_eq!(pingpong.clients.pattern, Pattern::Pingpong);
+        let resets = |s: &Scenario, tolerance| {
+            (0..200)
+                .filter(|&seed| resolve(s, seed, tolerance).injects_resets())
+                .count()
+        };
+        assert_eq!(resets(&idle, Tolerance::of_standard_clients(&idle)), 0);
+        assert!(resets(&pingpong, Tolerance::of_standard_clients(&pingpong)) > 20);
+    }
+
+    #[test]
+    fn a_tight_descriptor_limit_leaves_room_for_every_client_and_one_connection() {
+        let s = scenario("[clients]\ncount = 6\n");
+        let least = tight_fd_limit(&s, 0.0);
+        // stdio, the multi-reactor server's 7, two per client, one server end.
+        assert_eq!(least, 3 + 7 + 2 * 6 + 1);
+        assert_eq!(tight_fd_limit(&s, 0.999), 3 + 7 + 2 * 6 + 6);
+    }
 }

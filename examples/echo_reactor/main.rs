@@ -1,12 +1,14 @@
-//! A standalone mio echo reactor (`reactor.rs`), built twice from the same source: once
-//! against the mio crate, once against `edgesim::mio`. The program serves on Linux with the
-//! real mio; edgesim's tests (tests/it/mio_facade.rs) run the very same file in the
-//! simulator. Compiling this example is the check that the file needs no change for either.
+//! A standalone mio echo reactor (`reactor.rs`), written against plain `mio`. In this
+//! workspace `mio` is edgesim's crate (the workspace's `[patch.crates-io]`), so the program
+//! serves on Linux here, and edgesim's tests (tests/it/mio_facade.rs) run the very same file
+//! in the simulator through `edgesim::mio`. Compiling this example is the check that the
+//! file needs no change for either name.
 //!
 //! Run it: `cargo run --example echo_reactor -- 127.0.0.1:7000 [--one-read]`, then
 //! `nc 127.0.0.1 7000`.
 
-/// The reactor against the mio crate (the `mio` in scope is the crate itself).
+/// The reactor against `mio` (this workspace's, through the patch). `main` uses only part
+/// of it; the tests use the rest.
 #[allow(dead_code)]
 mod with_mio {
     include!("reactor.rs");

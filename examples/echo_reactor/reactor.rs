@@ -11,7 +11,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The listener's token.
 const LISTENER: Token = Token(0);
@@ -26,6 +28,8 @@ const READ_CHUNK_BYTES: usize = 4096;
 /// Echo bytes a connection may hold before it stops reading (backpressure): a client that
 /// sends without reading cannot make the server buffer without bound.
 const PENDING_BYTES_MAX: usize = 64 * 1024;
+/// How long accepting pauses when the process is out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How much a connection reads per readable event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,11 +50,29 @@ struct Conn {
     read_closed: bool,
 }
 
+/// Makes [`EchoServer::run`] return, from any thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stopping: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    /// Asks the loop to stop and wakes it.
+    pub fn stop(&self) -> io::Result<()> {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.waker.wake()
+    }
+}
+
 /// The echo server: a poll, a listener and the open connections.
 pub struct EchoServer {
     poll: Poll,
     listener: TcpListener,
-    waker: Arc<Waker>,
+    stopper: Stopper,
+    /// Accepting stopped on a full descriptor table; queued connections raise no new edge,
+    /// so every poll is bounded by [`ACCEPT_BACKOFF`] and tries them again after it.
+    accept_paused: bool,
     /// By token; a `BTreeMap` so that nothing depends on hash order (the simulator replays a
     /// seed exactly only if the code under test is deterministic too).
     conns: BTreeMap<Token, Conn>,
@@ -68,7 +90,11 @@ impl EchoServer {
         Ok(EchoServer {
             poll,
             listener,
-            waker,
+            stopper: Stopper {
+                stopping: Arc::new(AtomicBool::new(false)),
+                waker,
+            },
+            accept_paused: false,
             conns: BTreeMap::new(),
             next_token: FIRST_CONN,
             drain,
@@ -76,23 +102,29 @@ impl EchoServer {
     }
 
     /// A handle that makes [`EchoServer::run`] return.
-    pub fn stopper(&self) -> Arc<Waker> {
-        Arc::clone(&self.waker)
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
-    /// Serves until the stopper is woken.
+    /// Serves until the stopper is used.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_MAX);
         loop {
-            match self.poll.poll(&mut events, None) {
+            let timeout = self.accept_paused.then_some(ACCEPT_BACKOFF);
+            match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 // A signal cut the wait short; nothing happened.
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            if self.accept_paused {
+                self.accept_all()?;
+            }
             for event in events.iter() {
                 match event.token() {
-                    STOP => return Ok(()),
+                    // An event is a hint, not a promise: only the flag says stop.
+                    STOP if self.stopper.stopping.load(Ordering::SeqCst) => return Ok(()),
+                    STOP => {}
                     LISTENER => self.accept_all()?,
                     token => self.serve(token),
                 }
@@ -103,6 +135,7 @@ impl EchoServer {
     /// Accepts every queued connection: after an edge, stopping early could strand the
     /// rest in the backlog until another client happens to connect.
     fn accept_all(&mut self) -> io::Result<()> {
+        self.accept_paused = false;
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _peer)) => {
@@ -125,6 +158,12 @@ impl EchoServer {
                 // The connection died in the queue, or a signal came: try the next one.
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // Out of descriptors (EMFILE, ENFILE): retrying at once would spin, and
+                // giving up would strand the queue. Pause and try again after a while.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.accept_paused = true;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }

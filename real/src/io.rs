@@ -117,6 +117,20 @@ pub fn is_nonblocking(fd: RawFd) -> Result<bool> {
     Ok(flags & libc::O_NONBLOCK != 0)
 }
 
+/// Sets or clears `O_NONBLOCK` on the open file description (`fcntl(F_GETFL)`, then
+/// `F_SETFL`), keeping its other status flags.
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> Result<()> {
+    // SAFETY: `fcntl` with `F_GETFL` takes only integers and changes nothing.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    let flags = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: `fcntl` with `F_SETFL` takes only integers.
+    syscall!(fcntl(fd, libc::F_SETFL, flags)).map(drop)
+}
+
 /// Whether `FD_CLOEXEC` is set on the descriptor (`fcntl(F_GETFD)`).
 pub fn is_cloexec(fd: RawFd) -> Result<bool> {
     // SAFETY: `fcntl` with `F_GETFD` takes only integers and changes nothing.

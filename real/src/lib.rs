@@ -12,9 +12,11 @@
 //!
 //! Map of the modules:
 //! - [`alloc`]: a counting global allocator (heap bytes per thread, for run memory).
+//! - [`clock`]: `clock_gettime` for a program that replaces the C library's.
 //! - [`epoll`]: `epoll_create1`, `epoll_ctl`, `epoll_wait`.
 //! - [`net`]: TCP listen, accept, connect, addresses, `SO_ERROR`, reset, socket pairs.
 //! - [`io`]: read, write, writev, shutdown, close, dup, queue sizes, pipes, eventfd.
+//! - [`owned`]: the calls that create descriptors, returning owned ones (`OwnedFd`).
 //! - [`process`]: the `RLIMIT_NOFILE` soft limit and the open descriptors of this process.
 //!
 //! # SIGPIPE
@@ -51,9 +53,11 @@ macro_rules! syscall {
 }
 
 pub mod alloc;
+pub mod clock;
 pub mod epoll;
 pub mod io;
 pub mod net;
+pub mod owned;
 pub mod process;
 
 #[cfg(test)]

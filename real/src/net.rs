@@ -104,6 +104,21 @@ fn to_socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Res
     }
 }
 
+/// `getsockopt(fd, level, name)` for an option whose value is an `int`.
+fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable `c_int` and `len` holds its exact size.
+    syscall!(getsockopt(
+        fd,
+        level,
+        name,
+        (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
+        &mut len
+    ))?;
+    Ok(value)
+}
+
 /// `setsockopt(fd, level, name, &value)` for an option whose value is a plain struct or int.
 fn set_option<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: T) -> Result<()> {
     // SAFETY: `value` is a live, initialised `T` and the length passed is exactly its size;
@@ -245,33 +260,19 @@ pub fn peer_addr(fd: RawFd) -> Result<SocketAddr> {
 /// `getsockopt(SO_ERROR)`: the pending socket error, which the kernel clears as it is read.
 /// `Ok(None)` when there is none.
 pub fn take_error(fd: RawFd) -> Result<Option<Errno>> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` is a writable `c_int` and `len` holds its exact size.
-    syscall!(getsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_ERROR,
-        (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
-        &mut len
-    ))?;
+    let value = int_option(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
     Ok((value != 0).then_some(Errno(value)))
 }
 
 /// Whether `TCP_NODELAY` is set on a TCP socket (`getsockopt`), for tests of the
 /// configuration [`accept`] and [`connect`] promise.
 pub fn nodelay(fd: RawFd) -> Result<bool> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` is a writable `c_int` and `len` holds its exact size.
-    syscall!(getsockopt(
-        fd,
-        libc::IPPROTO_TCP,
-        libc::TCP_NODELAY,
-        (&mut value as *mut libc::c_int).cast::<libc::c_void>(),
-        &mut len
-    ))?;
-    Ok(value != 0)
+    int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY).map(|value| value != 0)
+}
+
+/// Whether `IPV6_V6ONLY` is set (`getsockopt`); an IPv4 socket fails as the kernel says.
+pub fn only_v6(fd: RawFd) -> Result<bool> {
+    int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).map(|value| value != 0)
 }
 
 /// `setsockopt(SO_LINGER, {1, 0})`, then `close(fd)`: an abortive close, so the peer sees a

@@ -385,6 +385,12 @@ pub fn now_ns() -> u64 {
     with_world(|w| w.now_ns)
 }
 
+/// Whether a connection to `addr` would find an open listener now. Not a preemption point
+/// and not traced: it only reads the kernel, for a harness that waits for a server to bind.
+pub fn is_listening(addr: SocketAddr) -> bool {
+    with_world(|w| w.kernel.accepts_connections_to(addr))
+}
+
 /// Steps taken so far (preemption points passed). Not a preemption point.
 pub fn steps() -> u64 {
     with_world(|w| w.step)

@@ -10,7 +10,8 @@
 //! the run fixed. Both phases stop at a budget of runs and of wall-clock time.
 
 use crate::runner::{run_sim_report, RunResult, SimOptions};
-use crate::scenario::{Scenario, Verdict};
+use crate::scenario::{Scenario, SimSpec, Verdict, KNOBS};
+use crate::swarm::{self, Tolerance};
 use sim::sched::{derive_seed, Decisions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ pub struct Size {
     pub reactors: usize,
     /// Fault kinds with a non-zero probability.
     pub fault_kinds: usize,
+    /// Other knobs of the environment away from their default (buffers, latency, the
+    /// descriptor limit, the strategy, the switch bias).
+    pub other_knobs: usize,
     /// Preemptions in the decision log.
     pub preemptions: usize,
     /// Scheduler faults that fired.
@@ -64,23 +68,20 @@ pub struct Size {
 
 impl Size {
     fn of(scenario: &Scenario, decisions: &Decisions, steps: u64) -> Size {
-        let f = &scenario.sim.faults;
-        let probabilities = [
-            f.kernel.short_read,
-            f.kernel.short_write,
-            f.kernel.segment,
-            f.kernel.reset,
-            f.kernel.accept_abort,
-            f.kernel.accept_emfile,
-            f.sched.eintr,
-            f.sched.spurious_wakeup,
-        ];
+        let neutral = SimSpec::default();
+        let changed = |fault: bool| {
+            KNOBS
+                .iter()
+                .filter(|k| k.is_fault() == fault && scenario.sim.knob_differs(&neutral, **k))
+                .count()
+        };
         Size {
             clients: scenario.clients.count,
             messages: scenario.clients.messages,
             size_bytes: scenario.clients.size_bytes.1,
             reactors: scenario.server.config.reactors,
-            fault_kinds: probabilities.iter().filter(|&&p| p > 0.0).count(),
+            fault_kinds: changed(true),
+            other_knobs: changed(false),
             preemptions: decisions.picks.len(),
             faults_fired: decisions.faults.len(),
             steps,
@@ -92,12 +93,13 @@ impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "clients={} messages={} size_bytes={} reactors={} fault_kinds={} preemptions={} faults_fired={} steps={}",
+            "clients={} messages={} size_bytes={} reactors={} fault_kinds={} other_knobs={} preemptions={} faults_fired={} steps={}",
             self.clients,
             self.messages,
             self.size_bytes,
             self.reactors,
             self.fault_kinds,
+            self.other_knobs,
             self.preemptions,
             self.faults_fired,
             self.steps
@@ -226,15 +228,13 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
     let workers = scenario.server.config.workers;
     push(&|s| s.server.config.workers = 0);
     push(&|s| s.server.config.workers = workers / 2);
-    // One fault kind at a time, so the ones the failure needs stay.
-    push(&|s| s.sim.faults.kernel.short_read = 0.0);
-    push(&|s| s.sim.faults.kernel.short_write = 0.0);
-    push(&|s| s.sim.faults.kernel.segment = 0.0);
-    push(&|s| s.sim.faults.kernel.reset = 0.0);
-    push(&|s| s.sim.faults.kernel.accept_abort = 0.0);
-    push(&|s| s.sim.faults.kernel.accept_emfile = 0.0);
-    push(&|s| s.sim.faults.sched.eintr = 0.0);
-    push(&|s| s.sim.faults.sched.spurious_wakeup = 0.0);
+    // One knob of the environment at a time back to the scenario files' default (a fault
+    // off, a buffer back to its usual size, the uniform walk), so the ones the failure needs
+    // stay and the shrunk file says which setting exposed the bug.
+    let neutral = SimSpec::default();
+    for knob in KNOBS {
+        push(&|s| s.sim.copy_knob(knob, &neutral));
+    }
     out
 }
 
@@ -253,6 +253,10 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
         record_decisions: true,
         ..SimOptions::default()
     };
+    // The environment the seed drew becomes part of the scenario, so every candidate runs in
+    // it (at any seed) until a candidate takes a knob away.
+    let tolerance = Tolerance::of_standard_clients(scenario);
+    let scenario = &swarm::pin_environment(scenario, seed, tolerance);
     let (original, report) = run_sim_report(scenario, seed, &options);
     if matches!(original.verdict, Verdict::Pass | Verdict::Inconclusive) {
         return Err(format!(
@@ -380,16 +384,42 @@ pub fn scenario_toml(original_text: &str, shrunk: &Scenario) -> Result<String, S
         Value::String(format!("{min}..{max}"))
     };
     clients.insert("size".into(), size);
-    // Every fault kind that fires, and every one the scenario pins (a kind the shrinker
-    // turned off stays off under swarm mode only if the file still names it).
-    let sim = &shrunk.sim;
-    let faults: Table = crate::scenario::KNOBS
-        .into_iter()
-        .filter_map(|knob| Some((knob, knob.probability_of(&sim.faults)?)))
-        .filter(|&(knob, p)| p > 0.0 || sim.pinned.contains(knob))
-        .map(|(knob, p)| (knob.name().to_string(), Value::Float(p)))
+    let spec = &shrunk.sim;
+    let faults: Table = KNOBS
+        .iter()
+        .filter_map(|k| Some((k.name(), k.probability_of(&spec.faults)?)))
+        .filter(|(_, p)| *p > 0.0)
+        .map(|(name, p)| (name.to_string(), Value::Float(p)))
         .collect();
-    table(&mut root, "sim").insert("faults".into(), Value::Table(faults));
+    let sim = table(&mut root, "sim");
+    // The environment that failed, written out: the file replays it at any seed.
+    sim.insert("swarm".into(), Value::Boolean(false));
+    sim.insert("faults".into(), Value::Table(faults));
+    sim.insert("latency_us_max".into(), int(spec.latency_us_max));
+    sim.insert("sndbuf_bytes".into(), int(spec.sndbuf_bytes as u64));
+    sim.insert("rcvbuf_bytes".into(), int(spec.rcvbuf_bytes as u64));
+    sim.insert("fd_limit".into(), int(spec.fd_limit as u64));
+    sim.remove("strategy");
+    sim.remove("pct_depth");
+    sim.remove("switch_bias");
+    match spec.strategy {
+        sim::sched::Strategy::RandomWalk => {
+            sim.insert("strategy".into(), Value::String("random".into()));
+            if spec.switch_bias > 0.0 {
+                sim.insert("switch_bias".into(), Value::Float(spec.switch_bias));
+            }
+        }
+        sim::sched::Strategy::EveryCall => {
+            sim.insert("strategy".into(), Value::String("every-call".into()));
+            if spec.switch_bias > 0.0 {
+                sim.insert("switch_bias".into(), Value::Float(spec.switch_bias));
+            }
+        }
+        sim::sched::Strategy::Pct { depth, .. } => {
+            sim.insert("strategy".into(), Value::String("pct".into()));
+            sim.insert("pct_depth".into(), int(u64::from(depth)));
+        }
+    }
     let expect = table(&mut root, "expect");
     expect.insert(
         "verdict".into(),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One user-written client's view of the run. Connect with
+/// One user-written client's view of the run, in the simulator or on Linux. Connect with
 /// [`crate::mio::net::TcpStream::connect`] to [`Client::addr`] and drive it with a
 /// [`crate::mio::Poll`], as any mio client would.
 pub struct Client {
@@ -53,12 +53,19 @@ impl Client {
     /// progress to tell a run that ran out of steps while still working (`inconclusive`)
     /// from one that stopped moving (`spin` or `stall`).
     pub fn progress(&self, bytes: u64) {
-        self.progress.record(bytes, SimOs.now());
+        // Only the simulator's checkers read when progress happened.
+        let now = if sim::sched::in_world() {
+            SimOs.now()
+        } else {
+            Duration::ZERO
+        };
+        self.progress.record(bytes, now);
     }
 
-    /// Sleeps for `duration` of virtual time. Never call `std::thread::sleep` in a simulated
+    /// Sleeps for `duration`: virtual time in the simulator, wall time on Linux
+    /// ([`super::Harness::run_linux`]). Never call `std::thread::sleep` in a simulated
     /// thread: it would stop the whole world, which runs on one OS thread.
     pub fn sleep(&self, duration: Duration) {
-        SimOs.sleep(duration);
+        super::sleep(duration);
     }
 }

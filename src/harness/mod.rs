@@ -2,7 +2,8 @@
 //! edgesim's workload clients or your own, and get a verdict, a diagnosis and a trace.
 //!
 //! Why: most people who need edgesim already have an event loop. Written against
-//! [`crate::mio`] (one `use` line away from the mio crate), it runs here unchanged: the
+//! [`crate::mio`] (one `use` line away from the mio crate, or none with the patch), it runs
+//! here unchanged: the
 //! harness builds a simulated world from a seed, binds a listener, starts your server on a
 //! simulated thread, starts the clients, and judges the run with the same checkers as
 //! `edgesim run` (`pass`, `stall`, `spin`, `corrupt`, `leak`, `crash`, `inconclusive`). A
@@ -84,22 +85,33 @@
 //! [`IDLE_WINDOW`] and ends the world. Your server does not have to stop: threads still
 //! running at the end are unwound, so their destructors run and close what they own. What
 //! is still open after that is a leak.
+//!
+//! A server that binds its own address (tokio's `TcpListener::bind`, or any code that is
+//! not to be changed) runs under [`Harness::serving_at`] instead: thread `main` starts it
+//! with the address and starts the clients once a listener is bound there. Through the
+//! workspace's `[patch.crates-io]` of `mio`, tokio servers run this way unmodified
+//! (`docs/UNMODIFIED.md`). [`Harness::run_linux`] runs the same server and clients on
+//! Linux.
 
 mod client;
+mod clients;
+mod linux;
 mod thread;
 
 pub use crate::runner::{RunResult, IDLE_STEPS_MAX, IDLE_WINDOW};
-pub use crate::scenario::{ClientSpec, FaultSpec, Pattern, SimSpec, Verdict};
+pub use crate::scenario::{ClientSpec, FaultSpec, Knob, Pattern, Pinned, SimSpec, Verdict};
 pub use client::Client;
 pub use sim::kernel::EdgeModel;
 pub use sim::sched::Strategy;
 pub use thread::{sleep, spawn, JoinHandle};
 
 use crate::mio::net::TcpListener;
-use crate::os::{Os, OsJoin, SimOs};
+use crate::os::{Os, SimOs};
 use crate::runner::{self, Driven};
 use crate::scenario::Scenario;
-use crate::workload::{run_client, ClientPlan, Progress};
+use crate::server::HandlerKind;
+use crate::swarm::{self, Tolerance};
+use crate::workload::Progress;
 use sim::kernel::FdKind;
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -109,15 +121,26 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The environment variable that replays one seed.
 pub const SEED_ENV: &str = "EDGESIM_SEED";
 /// The environment variable that replaces a test's seed range (`A..B`).
 pub const SEEDS_ENV: &str = "EDGESIM_SEEDS";
 
-type ServerFn = dyn Fn(TcpListener) -> io::Result<()> + Send + Sync;
 type ClientFn = dyn Fn(&Client) -> Result<(), String> + Send + Sync;
+
+/// The server under test, and how it gets its listener.
+#[derive(Clone)]
+enum Server {
+    /// Called with a listener the harness bound on `127.0.0.1` (any port).
+    Given(Arc<dyn Fn(TcpListener) -> io::Result<()> + Send + Sync>),
+    /// Binds this address itself; called with it.
+    Binds(
+        SocketAddr,
+        Arc<dyn Fn(SocketAddr) -> io::Result<()> + Send + Sync>,
+    ),
+}
 
 /// A simulated test of one server: what runs, and under which simulated conditions.
 ///
@@ -125,7 +148,7 @@ type ClientFn = dyn Fn(&Client) -> Result<(), String> + Send + Sync;
 /// `Send + Sync` because a seed range runs on several OS threads (one world on each).
 #[derive(Clone)]
 pub struct Harness {
-    server: Arc<ServerFn>,
+    server: Server,
     /// The standard workload and the simulator's knobs, in scenario-file terms.
     scenario: Scenario,
     /// Whether the standard clients run (off when only user clients are wanted).
@@ -149,17 +172,35 @@ pub struct Explored {
 impl Harness {
     /// A harness for `server`, which is called on a simulated thread with a listener bound
     /// to `127.0.0.1`. By default four clients echo ten 64-byte messages each (pingpong),
-    /// and the simulator uses the scenario files' defaults (Linux edge model, no faults,
-    /// 200,000 steps).
+    /// and the simulator uses the scenario files' defaults (Linux edge model, 200,000
+    /// steps) with swarm mode on: each seed draws its faults, buffer sizes, latency,
+    /// descriptor limit and scheduling strategy ([`Harness::swarm`]).
     pub fn new<F>(server: F) -> Harness
     where
         F: Fn(TcpListener) -> io::Result<()> + Send + Sync + 'static,
     {
+        Harness::with_server(Server::Given(Arc::new(server)))
+    }
+
+    /// A harness for a server that binds `addr` itself, as most servers do (a tokio server's
+    /// `TcpListener::bind`, mio's examples). `server` is called with `addr` on a simulated
+    /// thread; the clients start once a listener is bound there, and a server that has not
+    /// bound it within [`LISTEN_WAIT`] of virtual time fails the run (`crash`). In the
+    /// simulator any address works, port 0 excepted (the clients need the port): nothing
+    /// else uses the simulated ports.
+    pub fn serving_at<F>(addr: SocketAddr, server: F) -> Harness
+    where
+        F: Fn(SocketAddr) -> io::Result<()> + Send + Sync + 'static,
+    {
+        Harness::with_server(Server::Binds(addr, Arc::new(server)))
+    }
+
+    fn with_server(server: Server) -> Harness {
         let scenario = crate::scenario::parse("harness", "name = \"harness\"")
             .expect("the empty scenario parses");
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         Harness {
-            server: Arc::new(server),
+            server,
             scenario,
             standard_clients: true,
             user_clients: Vec::new(),
@@ -172,6 +213,16 @@ impl Harness {
     pub fn clients(mut self, spec: ClientSpec) -> Harness {
         self.scenario.clients = spec;
         self.standard_clients = true;
+        self
+    }
+
+    /// Makes the standard clients speak the frame protocol of edgesim's frame handler
+    /// instead of expecting an echo: each message goes out as a request (a 4-byte
+    /// big-endian length, then the body), and its reply must be
+    /// [`crate::workload::FRAME_REPLY_BYTES`] bytes: the length 12, the request's length and
+    /// the 64-bit FNV-1a hash of its body ([`crate::server::fnv1a`]), all big-endian.
+    pub fn frame_clients(mut self) -> Harness {
+        self.scenario.server.handler = HandlerKind::Frame;
         self
     }
 
@@ -193,9 +244,20 @@ impl Harness {
     }
 
     /// Changes the simulator's knobs (edge model, faults, step budget, strategy, latency,
-    /// buffer sizes).
+    /// buffer sizes). A knob the closure changes is pinned: swarm mode no longer draws it.
     pub fn sim(mut self, configure: impl FnOnce(&mut SimSpec)) -> Harness {
+        let before = self.scenario.sim.clone();
         configure(&mut self.scenario.sim);
+        self.scenario.sim.pin_changed(&before);
+        self
+    }
+
+    /// Turns swarm mode on (the default) or off. On, every seed draws the environment it
+    /// runs in: which faults fire and how often, the socket buffer sizes, the delivery
+    /// latency, the descriptor limit, the scheduling strategy (see [`crate::swarm`]); knobs
+    /// set with [`Harness::sim`] stay as set. Off, every seed runs the knobs as they are.
+    pub fn swarm(mut self, on: bool) -> Harness {
+        self.scenario.sim.swarm = on;
         self
     }
 
@@ -294,6 +356,20 @@ impl Harness {
 
     /// One world at `seed`.
     fn run_seed(&self, seed: u64, keep_trace: bool) -> RunResult {
+        // The user's clients cannot be expected to reconnect after an injected reset.
+        let tolerance = Tolerance {
+            resets: self.user_clients.is_empty()
+                && Tolerance::of_standard_clients(&self.scenario).resets,
+        };
+        let mut this = self.clone();
+        this.scenario = swarm::resolve(&self.scenario, seed, tolerance);
+        let mut result = this.run_resolved(seed, keep_trace);
+        result.environment = swarm::describe(&self.scenario, &this.scenario.sim);
+        result
+    }
+
+    /// [`Harness::run_seed`] with the environment already drawn into `self.scenario`.
+    fn run_resolved(&self, seed: u64, keep_trace: bool) -> RunResult {
         let config = runner::world_config(&self.scenario, seed, keep_trace);
         let heal_step = config.heal_at_step.unwrap_or(0);
         let progress = Arc::new(Progress::new());
@@ -315,84 +391,88 @@ impl Harness {
     /// The body of thread `main`: the run as described in the module documentation.
     fn drive(&self, os: &SimOs, seed: u64, progress: Arc<Progress>) -> Seen {
         let mut seen = Seen::default();
-        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-        let listener = match TcpListener::bind(any_port) {
-            Ok(listener) => listener,
+        let server_error = Arc::new(os.mutex(None::<String>));
+        let addr = match self.start_server(os, &server_error) {
+            Ok(addr) => addr,
             Err(error) => {
-                seen.driven.server_error = Some(format!("bind failed: {error}"));
+                seen.driven.server_error = Some(error);
                 return seen;
             }
         };
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let server_error = Arc::new(os.mutex(None::<String>));
-        {
-            let (server, server_error) = (Arc::clone(&self.server), Arc::clone(&server_error));
-            // The server is never joined: it may serve until the world ends.
-            let _server = os.spawn("server", move || {
-                if let Err(error) = server(listener) {
-                    let message = format!("the server returned an error: {error}");
-                    server_error.lock(|slot: &mut Option<String>| *slot = Some(message));
-                }
-            });
-        }
-        let standard = Arc::new(os.mutex(Vec::new()));
-        let user = Arc::new(os.mutex(Vec::new()));
-        let mut handles = Vec::new();
-        let n_standard = if self.standard_clients {
-            self.scenario.clients.count as u32
-        } else {
-            0
-        };
-        for id in 0..n_standard {
-            let mut plan = ClientPlan::new(&self.scenario.clients, id, addr, seed);
-            plan.retry_on_reset = self.scenario.injects_resets();
-            let (results, progress) = (Arc::clone(&standard), Arc::clone(&progress));
-            handles.push(os.spawn(&format!("client{id}"), move || {
-                let result = run_client(&SimOs, &plan, &progress, None);
-                results.lock(|r: &mut Vec<_>| r.push((id, result)));
-            }));
-        }
-        let mut thread_id = n_standard;
-        for (count, body) in &self.user_clients {
-            for index in 0..*count {
-                let client = Client::new(
-                    index,
-                    addr,
-                    sim::sched::derive_seed(seed, 200 + u64::from(thread_id)),
-                    Arc::clone(&progress),
-                );
-                let (body, results) = (Arc::clone(body), Arc::clone(&user));
-                let name = format!("client{thread_id}");
-                let label = name.clone();
-                handles.push(os.spawn(&name, move || {
-                    let result = body(&client);
-                    results.lock(|r: &mut Vec<_>| r.push((label, result)));
-                }));
-                thread_id += 1;
-            }
-        }
-        for handle in handles {
-            if let Err(message) = handle.join() {
-                seen.driven.server_error = Some(format!("a client panicked: {message}"));
-            }
-        }
-        seen.driven.idle_steps = runner::idle_steps(os, sim::sys::steps);
+        let done = self.run_clients(os, addr, seed, &progress, None);
+        seen.driven.server_error = done.panic;
+        seen.driven.idle_steps = runner::idle_steps(os, sim::sys::steps, IDLE_STEPS_MAX);
         if let Some(error) = server_error.lock(Option::take) {
             seen.driven.server_error.get_or_insert(error);
         }
-        let mut clients = standard.lock(std::mem::take);
-        clients.sort_by_key(|(id, _)| *id);
-        seen.driven.clients = clients;
-        let mut user = user.lock(std::mem::take);
-        user.sort();
-        seen.user_failures = user
-            .into_iter()
-            .filter_map(|(name, result)| result.err().map(|e| format!("{name}: {e}")))
-            .collect();
+        seen.driven.clients = done.standard;
+        seen.user_failures = done.user_failures;
         seen
     }
+}
+
+impl Harness {
+    /// Starts the server on thread `server` (never joined: it may serve until the world
+    /// ends) and returns the address the clients connect to, once a listener is there.
+    fn start_server(
+        &self,
+        os: &SimOs,
+        server_error: &Arc<<SimOs as Os>::Mutex<Option<String>>>,
+    ) -> Result<SocketAddr, String> {
+        let report = |slot: &Arc<<SimOs as Os>::Mutex<Option<String>>>, result: io::Result<()>| {
+            if let Err(error) = result {
+                let message = format!("the server returned an error: {error}");
+                slot.lock(|slot: &mut Option<String>| *slot = Some(message));
+            }
+        };
+        match &self.server {
+            Server::Given(server) => {
+                let any_port: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+                let listener =
+                    TcpListener::bind(any_port).map_err(|e| format!("bind failed: {e}"))?;
+                let addr = listener
+                    .local_addr()
+                    .expect("a bound listener has an address");
+                let (server, slot) = (Arc::clone(server), Arc::clone(server_error));
+                os.spawn("server", move || report(&slot, server(listener)));
+                Ok(addr)
+            }
+            Server::Binds(addr, server) => {
+                let (server, slot, addr) = (Arc::clone(server), Arc::clone(server_error), *addr);
+                os.spawn("server", move || report(&slot, server(addr)));
+                wait_for_listener(os, addr, server_error)?;
+                Ok(addr)
+            }
+        }
+    }
+}
+
+/// How often thread `main` looks for the listener of a server that binds its own address.
+const LISTEN_POLL: Duration = Duration::from_micros(100);
+
+/// How long (virtual time) a server that binds its own address has to do it.
+pub const LISTEN_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits, in virtual time, until a connection to `addr` would find a listener.
+fn wait_for_listener(
+    os: &SimOs,
+    addr: SocketAddr,
+    server_error: &<SimOs as Os>::Mutex<Option<String>>,
+) -> Result<(), String> {
+    let polls_max = LISTEN_WAIT.as_micros() / LISTEN_POLL.as_micros();
+    for _ in 0..polls_max {
+        if sim::sys::is_listening(addr) {
+            return Ok(());
+        }
+        if let Some(error) = server_error.lock(|slot: &mut Option<String>| slot.clone()) {
+            return Err(format!("{error} (before it listened on {addr})"));
+        }
+        os.sleep(LISTEN_POLL);
+    }
+    Err(format!(
+        "the server did not listen on {addr} within {} ms of virtual time",
+        LISTEN_WAIT.as_millis()
+    ))
 }
 
 /// What thread `main` saw.
@@ -462,6 +542,9 @@ pub fn replay_command(seed: u64) -> String {
 /// failing test).
 fn print_report(result: &RunResult) {
     eprintln!("{}", result.summary());
+    if let Some(environment) = &result.environment {
+        eprintln!("  {environment}");
+    }
     for line in &result.diagnosis {
         eprintln!("  {line}");
     }
@@ -483,6 +566,9 @@ fn fail(result: &RunResult) -> ! {
         result.seed,
         result.summary()
     );
+    if let Some(environment) = &result.environment {
+        let _ = writeln!(message, "  {environment}");
+    }
     for line in &result.diagnosis {
         let _ = writeln!(message, "  {line}");
     }

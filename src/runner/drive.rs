@@ -15,23 +15,47 @@ use std::time::Duration;
 /// in `epoll_wait`, a spinning one keeps calling.
 pub const IDLE_WINDOW: Duration = Duration::from_millis(10);
 
-/// Lets the server finish what the clients' last calls started (closes, flushes) for one
-/// [`IDLE_WINDOW`], then counts the steps taken over another one, when nothing is left to do.
+/// Windows the server gets to finish what the clients left before it is watched: closes,
+/// flushes, and connections still queued behind an accept back-off (the reactor server
+/// pauses its listener for 100 ms after EMFILE), so 160 ms in all.
+const SETTLE_WINDOWS_MAX: usize = 16;
+
+/// A window in which the server takes this many times `quiet` steps (most of the window)
+/// is a busy loop, not leftover work: there is no point in waiting for it to settle.
+const BUSY_FACTOR: u64 = 4;
+
+/// The steps (or CPU microseconds, on Linux) the server takes over one [`IDLE_WINDOW`].
 /// The main thread's own sleep costs a step or two; the rest is the server's.
-pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
-    os.sleep(IDLE_WINDOW);
+fn window<O: Os>(os: &O, steps: fn() -> u64) -> u64 {
     let before = steps();
     os.sleep(IDLE_WINDOW);
     steps().saturating_sub(before).saturating_sub(2)
 }
 
-/// Waits until every byte is echoed, then counts the server's steps over an idle window
-/// while the lingering clients keep their connections open. Returns 0 if a client finished
-/// (or failed) first, or the wait ran out: the clients' own results tell why.
+/// Lets the server finish what the clients' last calls started, one [`IDLE_WINDOW`] after
+/// another until a window takes at most `quiet` steps (at most `SETTLE_WINDOWS_MAX`), then
+/// counts the steps taken over one more, when nothing is left to do. A window far above
+/// `quiet` ends the wait at once: that is a busy loop, and its count is the answer.
+pub fn idle_steps<O: Os>(os: &O, steps: fn() -> u64, quiet: u64) -> u64 {
+    for _ in 0..SETTLE_WINDOWS_MAX {
+        let taken = window(os, steps);
+        if taken <= quiet {
+            break;
+        }
+        if taken > BUSY_FACTOR * quiet {
+            return taken;
+        }
+    }
+    window(os, steps)
+}
+
+/// Waits until every client finished its exchange and lingers, then counts the server's
+/// steps over an idle window while they keep their connections open. Returns 0 if a client
+/// finished (or failed) first, or the wait ran out: the clients' own results tell why.
 fn linger_idle_steps<O: Os>(
     os: &O,
     progress: &Progress,
-    expected_bytes: u64,
+    clients: u64,
     finished: impl Fn() -> bool,
     steps: fn() -> u64,
 ) -> u64 {
@@ -39,9 +63,11 @@ fn linger_idle_steps<O: Os>(
     /// Bounds the wait, so that a stalled run still ends (after ten virtual seconds).
     const POLLS_MAX: usize = 10_000;
     for _ in 0..POLLS_MAX {
-        if progress.bytes() >= expected_bytes {
+        if progress.lingering() >= clients {
             // The last client's linger has just begun: both idle windows fit in it.
-            return idle_steps(os, steps);
+            // The clients linger 100 ms, so no settling beyond one window.
+            window(os, steps);
+            return window(os, steps);
         }
         if finished() {
             return 0;
@@ -84,12 +110,10 @@ pub fn drive<O: Os>(
     };
     let addr = server.local_addr();
     let results = Arc::new(os.mutex(Vec::new()));
-    let mut expected_bytes = 0u64;
     let clients: Vec<O::JoinHandle> = (0..scenario.clients.count as u32)
         .map(|id| {
             let mut plan = ClientPlan::new(&scenario.clients, id, addr, seed);
             plan.frames = scenario.server.handler == HandlerKind::Frame;
-            expected_bytes += plan.reply_bytes() as u64;
             plan.retry_on_reset = scenario.injects_resets();
             let (os2, results, progress) =
                 (os.clone(), Arc::clone(&results), Arc::clone(&progress));
@@ -104,7 +128,7 @@ pub fn drive<O: Os>(
     let lingering_steps = if scenario.clients.pattern == Pattern::Linger {
         let n_clients = scenario.clients.count;
         let finished = || results.lock(|r: &mut Vec<_>| r.len() >= n_clients);
-        linger_idle_steps(os, &progress, expected_bytes, finished, steps)
+        linger_idle_steps(os, &progress, n_clients as u64, finished, steps)
     } else {
         0
     };
@@ -113,7 +137,12 @@ pub fn drive<O: Os>(
             driven.server_error = Some(format!("a client panicked: {message}"));
         }
     }
-    driven.idle_steps = idle_steps(os, steps).max(lingering_steps);
+    let quiet = if stall_after.is_some() {
+        super::REAL_IDLE_CPU_US_MAX
+    } else {
+        super::IDLE_STEPS_MAX
+    };
+    driven.idle_steps = idle_steps(os, steps, quiet).max(lingering_steps);
     if driven.idle_steps > super::IDLE_STEPS_MAX {
         // A spinning server is left as it is (its threads are unwound when the world ends,
         // without touching the kernel), so the diagnosis sees the registration it spins on.

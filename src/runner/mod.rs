@@ -17,15 +17,20 @@ use crate::scenario::{Scenario, Verdict};
 use crate::swarm::{self, Tolerance};
 use crate::workload::{ClientError, Progress};
 use sim::kernel::Config;
-use sim::sched::{derive_seed, Hazard, Outcome, Record, WorldConfig};
+use sim::sched::{derive_seed, Hazard, Outcome, Record, Strategy, WorldConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Steps the server may take in [`IDLE_WINDOW`] with nothing to do before it counts as
-/// spinning: a correct loop takes none (it sleeps in `epoll_wait`).
-pub const IDLE_STEPS_MAX: u64 = 100;
+/// spinning. A step costs a microsecond of virtual time, so this is a fifth of the window
+/// spent calling, as [`REAL_IDLE_CPU_US_MAX`] is a fifth of a core on Linux. A busy loop
+/// fills the whole window (about 10,000 steps); a correct loop sleeps in `epoll_wait`, or
+/// finishes leftovers in short bursts between sleeps (connections an injected EMFILE kept
+/// in the accept queue, taken one per back-off: a hundred steps or so, which the first
+/// threshold of 100 took for a spin).
+pub const IDLE_STEPS_MAX: u64 = 2_000;
 
 /// How a run went.
 #[derive(Clone, Debug)]
@@ -81,7 +86,7 @@ pub const TRACE_LINES_MAX: usize = 400;
 /// environment first ([`crate::swarm::resolve`]).
 pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldConfig {
     let sim = &scenario.sim;
-    let max_steps = sim.max_steps;
+    let max_steps = sim.step_budget(&scenario.clients);
     // Faults (and PCT's unfair priorities) rule the first part of the run; then the run
     // heals, so a stall after that is the code's fault, not the adversary's.
     let heal_step = max_steps / 10 + derive_seed(seed, 9) % (max_steps / 5).max(1);
@@ -96,7 +101,14 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
             faults: sim.faults.kernel.clone(),
             ..Config::default()
         },
-        strategy: sim.strategy.clone(),
+        strategy: match sim.strategy {
+            Strategy::Pct { depth, .. } => Strategy::Pct {
+                depth,
+                steps_hint: scenario.clients.steps_estimate().min(max_steps),
+            },
+            Strategy::RandomWalk => Strategy::RandomWalk,
+            Strategy::EveryCall => Strategy::EveryCall,
+        },
         switch_bias: sim.switch_bias,
         max_steps,
         keep_trace,
@@ -187,6 +199,14 @@ pub(crate) fn judge(
             Verdict::Crash,
             vec![format!("t{tid} {name} panicked: {message}")],
         ),
+        Outcome::BusyRetry { tid, name, call } => {
+            let mut lines = vec![format!(
+                "t{tid} {name} made the same failing call {} times in a row without blocking: {call} (a busy retry loop; a correct loop waits before it tries again)",
+                sim::sched::BUSY_RETRIES_MAX
+            )];
+            lines.extend(diagnose::busiest_thread(report, &report.threads));
+            (Verdict::Spin, lines)
+        }
         Outcome::Deadlock => {
             let mut lines = diagnose::stall(report);
             if netpoll {
@@ -196,7 +216,12 @@ pub(crate) fn judge(
         }
         Outcome::MaxSteps => {
             let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
-            if quiet_ns * 2 < report.now_ns {
+            if let Some(line) = hogged(report) {
+                // Clients crawl because one server thread takes nearly every step.
+                let mut lines = vec![line];
+                lines.extend(diagnose::busiest_thread(report, &report.threads));
+                (Verdict::Spin, lines)
+            } else if quiet_ns * 2 < report.now_ns {
                 (
                     Verdict::Inconclusive,
                     vec![format!(
@@ -223,6 +248,36 @@ pub(crate) fn judge(
             vec!["the exhaustive search cut the run short (an order it already ran)".to_string()],
         ),
     }
+}
+
+/// A server thread's share of the steps in the second half of the step budget above which a
+/// run that spent its budget was a busy loop, not slow progress: serving clients, a loop
+/// takes about as many steps as they do (a read and a write per message each side).
+const HOG_SHARE_MIN: f64 = 0.9;
+
+/// The line saying which server thread took nearly every step of the second half of the
+/// run, if one did (the clients, and the driver `main`, do not count as the server).
+fn hogged(report: &sim::sched::Report) -> Option<String> {
+    // A loop that sleeps between its calls (a listener paused for 100 ms after each EMFILE)
+    // may take every step of an otherwise idle world without being busy.
+    if report.idle_ns * 2 > report.now_ns {
+        return None;
+    }
+    let total: u64 = report.threads.iter().map(|t| t.steps_late).sum();
+    let hog = report
+        .threads
+        .iter()
+        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
+        .max_by_key(|t| t.steps_late)?;
+    let share = hog.steps_late as f64 / total.max(1) as f64;
+    (total > 0 && share >= HOG_SHARE_MIN).then(|| {
+        format!(
+            "the step budget ran out while t{} {} took {:.0}% of the last {total} steps: a loop that never waits, with the clients crawling behind it",
+            hog.tid,
+            hog.name,
+            share * 100.0
+        )
+    })
 }
 
 /// The verdict of a run whose driver returned, in order: a server that failed, clients
@@ -377,17 +432,32 @@ pub fn run_real(scenario: &Scenario, stall_after: Duration) -> RunResult {
             IDLE_WINDOW.as_millis()
         ));
     }
-    for (id, result) in &driven.clients {
+    judge_real_clients(&mut verdict, &mut diagnosis, &driven.clients);
+    real_result(verdict, diagnosis, start)
+}
+
+/// Folds the standard clients' results of a Linux run into its verdict: a client that saw
+/// no progress for its bound makes it `stall`, one that saw wrong bytes `corrupt`.
+pub(crate) fn judge_real_clients(
+    verdict: &mut Verdict,
+    diagnosis: &mut Vec<String>,
+    clients: &[(u32, Result<crate::workload::ClientReport, ClientError>)],
+) {
+    for (id, result) in clients {
         let Err(error) = result else { continue };
         diagnosis.push(format!("client{id}: {error}"));
         let this = match error {
             ClientError::Stalled { .. } => Verdict::Stall,
             _ => Verdict::Corrupt,
         };
-        if verdict == Verdict::Pass || this == Verdict::Stall {
-            verdict = this;
+        if *verdict == Verdict::Pass || this == Verdict::Stall {
+            *verdict = this;
         }
     }
+}
+
+/// The result of a Linux run begun at `start`: no seed, steps or trace.
+pub(crate) fn real_result(verdict: Verdict, diagnosis: Vec<String>, start: Instant) -> RunResult {
     RunResult {
         verdict,
         seed: 0,

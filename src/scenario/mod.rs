@@ -5,8 +5,10 @@
 //! names (flaws, patterns, models) this build does not know, with the list of those it does.
 
 mod parse;
+mod write;
 
 pub use parse::{load, parse, ScenarioError};
+pub use write::to_toml;
 
 use crate::server::{HandlerKind, ServerConfig};
 
@@ -50,7 +52,21 @@ impl ServerSpec {
     /// What a scenario can set, for comparisons (`ServerConfig` has no `PartialEq`).
     fn key(&self) -> impl PartialEq + '_ {
         let c = &self.config;
-        let shape = (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw);
+        // The netpoller has no loops: the reactor server's shape means nothing there.
+        let shape = (!self.netpoll).then_some((
+            (c.model, c.reactors, c.workers, c.balance, c.trigger, c.flaw),
+            (
+                c.read_buffer_bytes,
+                c.read_budget_bytes,
+                c.write_budget_bytes,
+            ),
+            (
+                c.inbound_bytes_max,
+                c.outbound_bytes_max,
+                c.events_max,
+                c.job_duration,
+            ),
+        ));
         let netpoll = (self.netpoll, self.netpoll_flaw, self.idle_timeout);
         (shape, netpoll, self.handler)
     }
@@ -74,6 +90,27 @@ pub struct ClientSpec {
     /// What each client does.
     pub pattern: Pattern,
 }
+
+impl ClientSpec {
+    /// About how many steps a run of this workload takes in an ordinary environment
+    /// (bench-echo measured 10.5 per round trip; a message takes a read and a write per
+    /// 16 KiB, a slow reader's one per 7 bytes). PCT's change points are drawn within it,
+    /// so that they fall inside the run rather than far beyond its end, where they would
+    /// never be reached.
+    pub fn steps_estimate(&self) -> u64 {
+        let chunk_bytes = match self.pattern {
+            Pattern::SlowReader => crate::workload::SLOW_READ_BYTES,
+            _ => 16 * 1024,
+        } as u64;
+        let per_message = 12 + 4 * (self.size_bytes.1 as u64).div_ceil(chunk_bytes);
+        300 + self.count as u64 * self.messages as u64 * per_message
+    }
+}
+
+/// The step budget of a scenario that sets none: twenty times the workload's estimate (a
+/// swarm environment of 1 KiB buffers and short writes multiplies the steps a message
+/// takes), and never less than this.
+pub const STEPS_MAX_DEFAULT: u64 = 200_000;
 
 /// What a client does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -115,14 +152,15 @@ pub const PATTERNS: [(&str, Pattern); 9] = [
 ];
 
 /// The simulator's knobs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SimSpec {
     /// Which operations raise an edge-triggered event.
     pub edge: sim::kernel::EdgeModel,
     /// Fault probabilities.
     pub faults: FaultSpec,
-    /// The run is inconclusive after this many steps.
-    pub max_steps: u64,
+    /// The run is inconclusive after this many steps; `None` scales the budget to the
+    /// workload ([`SimSpec::step_budget`]).
+    pub max_steps: Option<u64>,
     /// The scheduling strategy.
     pub strategy: sim::sched::Strategy,
     /// Random walk only: the probability that a preemption point keeps the running thread.
@@ -144,13 +182,29 @@ pub struct SimSpec {
     pub pinned: Pinned,
 }
 
+/// Equal when they give the same runs: which knobs are pinned matters only while swarm mode
+/// draws the others.
+impl PartialEq for SimSpec {
+    fn eq(&self, other: &SimSpec) -> bool {
+        let knobs_equal = KNOBS.iter().all(|&k| !self.knob_differs(other, k));
+        let strategy_equal = self.strategy == other.strategy;
+        let pinned_equal = !self.swarm || self.pinned == other.pinned;
+        knobs_equal
+            && strategy_equal
+            && pinned_equal
+            && self.edge == other.edge
+            && self.max_steps == other.max_steps
+            && self.swarm == other.swarm
+    }
+}
+
 /// The defaults a scenario file gets for every key it leaves out.
 impl Default for SimSpec {
     fn default() -> SimSpec {
         SimSpec {
             edge: sim::kernel::EdgeModel::Linux,
             faults: FaultSpec::default(),
-            max_steps: 200_000,
+            max_steps: None,
             strategy: sim::sched::Strategy::RandomWalk,
             switch_bias: 0.0,
             latency_us_max: 50,
@@ -292,6 +346,13 @@ impl Knob {
 }
 
 impl SimSpec {
+    /// The run's step budget for `clients`: `max_steps` if set, else
+    /// [`STEPS_MAX_DEFAULT`] or twenty times the workload's estimate, whichever is more.
+    pub fn step_budget(&self, clients: &ClientSpec) -> u64 {
+        self.max_steps
+            .unwrap_or_else(|| STEPS_MAX_DEFAULT.max(20 * clients.steps_estimate()))
+    }
+
     /// The knob's value as reports print it (`0.31`, `6144`, `pct(2)`); a fault that is off
     /// prints as `0`.
     pub fn knob_text(&self, knob: Knob) -> String {

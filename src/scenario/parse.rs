@@ -505,12 +505,12 @@ impl Checker<'_> {
             &[("linux", EdgeModel::Linux), ("strict", EdgeModel::Strict)],
             EdgeModel::Linux,
         )?;
-        let max_steps = self.int(
-            &raw.max_steps,
-            "sim.max_steps",
-            100..=1_000_000_000,
-            defaults.max_steps as i64,
-        )? as u64;
+        let max_steps = match &raw.max_steps {
+            None => None,
+            Some(_) => {
+                Some(self.int(&raw.max_steps, "sim.max_steps", 100..=1_000_000_000, 0)? as u64)
+            }
+        };
         let depth = self.int(&raw.pct_depth, "sim.pct_depth", 1..=10, 3)? as u32;
         /// The strategies a file can name.
         #[derive(Copy, Clone, PartialEq)]
@@ -541,9 +541,11 @@ impl Checker<'_> {
             ));
         }
         let strategy = match named {
+            // The hint is the run's expected length, which depends on the workload; the
+            // runner fills it in (`runner::world_config`).
             _ if named == Named::Pct || raw.pct_depth.is_some() => Strategy::Pct {
                 depth,
-                steps_hint: max_steps,
+                steps_hint: 0,
             },
             Named::EveryCall => Strategy::EveryCall,
             _ => Strategy::RandomWalk,

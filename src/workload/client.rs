@@ -140,6 +140,8 @@ const UNECHOED_KEPT_MAX: usize = WRITE_CHUNK_BYTES;
 pub struct Progress {
     bytes: AtomicU64,
     last_ns: AtomicU64,
+    /// Clients whose whole exchange is done and who now linger (`Pattern::Linger`).
+    lingering: AtomicU64,
 }
 
 impl Progress {
@@ -165,6 +167,13 @@ impl Progress {
     /// `Os::now` in ns when bytes last came in (0: never).
     pub fn last_ns(&self) -> u64 {
         self.last_ns.load(Ordering::Relaxed)
+    }
+
+    /// Clients that finished their exchange and linger. Counted apart from the bytes: a
+    /// client that resends after an injected reset receives some bytes twice, so the byte
+    /// count reaches the expected total while that client is still at work.
+    pub fn lingering(&self) -> u64 {
+        self.lingering.load(Ordering::Relaxed)
     }
 }
 
@@ -195,6 +204,7 @@ pub fn run_client<O: Os>(
                 if result.is_ok() && plan.pattern == Pattern::Linger {
                     // Silent but connected: the server has nothing to do for a while, and a
                     // correct one sleeps through it.
+                    progress.lingering.fetch_add(1, Ordering::Relaxed);
                     os.sleep(LINGER);
                 }
                 conn.close();
@@ -300,9 +310,14 @@ fn starts_with(queue: &VecDeque<u8>, bytes: &[u8]) -> bool {
 }
 
 /// Attempts of a client call that fails with `EMFILE` before the error is reported.
-const EMFILE_RETRIES_MAX: u32 = 1_000;
+/// With [`EMFILE_RETRY_WAIT`] between them, a client waits up to a minute: a server that
+/// serves one connection at a time with slow handlers takes seconds per client (a bound of
+/// one second failed correct servers in swarm mode's tight descriptor limits).
+const EMFILE_RETRIES_MAX: u32 = 6_000;
+/// How long a client waits before it asks for a descriptor again.
+const EMFILE_RETRY_WAIT: Duration = Duration::from_millis(10);
 
-/// Runs `call`, waiting a millisecond and trying again while it fails with `EMFILE`, and
+/// Runs `call`, waiting a while and trying again while it fails with `EMFILE`, and
 /// trying again at once when it was interrupted (`EINTR`: nothing happened). In the
 /// simulator the clients share the server's descriptor table (`[sim] fd_limit`), but they
 /// stand for peers in other processes: a full table is the server's problem, so a client
@@ -316,7 +331,7 @@ fn retry_transient<O: Os, T>(
         match call() {
             Err(Errno::EMFILE) if attempt < EMFILE_RETRIES_MAX => {
                 attempt += 1;
-                os.sleep(Duration::from_millis(1));
+                os.sleep(EMFILE_RETRY_WAIT);
             }
             Err(Errno::EINTR) => {}
             result => return result,

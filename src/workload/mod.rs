@@ -6,4 +6,7 @@ mod client;
 mod plan;
 
 pub use client::{run_client, ClientError, ClientReport, Progress, LINGER};
-pub use plan::{expected_byte, ClientPlan, FRAME_PREFIX_BYTES, FRAME_REPLY_BYTES};
+pub use plan::{
+    expected_byte, ClientPlan, FRAME_PREFIX_BYTES, FRAME_REPLY_BYTES, PIPELINE_DEPTH,
+    SLOW_READ_BYTES,
+};

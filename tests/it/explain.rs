@@ -27,9 +27,6 @@ size = 200000
 pattern = "pingpong"
 [sim]
 faults = { segment = 0.5, short_read = 0.3 }
-# The shrinker is tested on an undrained edge; an environment drawn by swarm mode may stall
-# the flawed server otherwise first (a tight descriptor limit: clients never accepted).
-swarm = false
 [expect]
 verdict = "stall"
 "#;

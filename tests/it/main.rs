@@ -4,6 +4,7 @@ mod child;
 mod conform;
 mod determinism;
 mod differential;
+mod evaluate;
 mod explain;
 mod hostile;
 mod load;

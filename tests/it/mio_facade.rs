@@ -1,6 +1,12 @@
 //! The mio facade and the harness: the example reactor (examples/echo_reactor/reactor.rs),
-//! unchanged, runs on Linux through the mio crate and through `edgesim::mio`, and in the
-//! simulator, where its incomplete-drain variant is caught as a stall with its seed.
+//! unchanged, runs on Linux through `edgesim::mio` and in the simulator, where its
+//! incomplete-drain variant is caught as a stall with its seed.
+//!
+//! `edgesim::mio` re-exports this workspace's `mio` crate, which the workspace's
+//! `[patch.crates-io]` also makes every crate's `mio`: the file compiled against "the mio
+//! crate" and against the facade is now one implementation, so it is run once. That real
+//! mio programs compile against the crate is checked with mio's own example instead
+//! (tests-tokio, `mio_example`).
 
 use edgesim::harness::{ClientSpec, EdgeModel, Harness, Pattern, Verdict};
 use std::io::{Read, Write};
@@ -9,12 +15,6 @@ use std::time::{Duration, Instant};
 /// The example reactor against the facade.
 mod on_edgesim {
     use edgesim::mio;
-    include!("../../examples/echo_reactor/reactor.rs");
-}
-
-/// The example reactor against the mio crate.
-#[allow(dead_code)]
-mod on_mio {
     include!("../../examples/echo_reactor/reactor.rs");
 }
 
@@ -60,6 +60,38 @@ fn one_read_per_event_is_caught_as_a_stall_with_its_seed() {
         (again.verdict, again.trace_hash),
         (failure.verdict, failure.trace_hash)
     );
+}
+
+/// Messages smaller than the reactor's 4 KiB read, and no fault set by the test: swarm
+/// mode's environments alone must still catch the one-read flaw. With pipelined clients
+/// several messages queue up before the loop reads, more than one read takes, and the
+/// one-read loop waits for an edge that does not come; a pingpong of small messages is
+/// drained by one read and is no bug on Linux.
+fn small_messages() -> ClientSpec {
+    ClientSpec {
+        count: 3,
+        messages: 6,
+        size_bytes: (1, 4000),
+        pattern: Pattern::Pipeline,
+    }
+}
+
+#[test]
+fn one_read_is_caught_with_small_messages_and_no_fault_settings() {
+    let flawed = Harness::new(|l| on_edgesim::serve(l, on_edgesim::Drain::OneRead))
+        .clients(small_messages())
+        .explore(0..200);
+    let failure = flawed
+        .first_failure
+        .expect("swarm mode finds the one-read flaw within 200 seeds");
+    assert_eq!(failure.verdict, Verdict::Stall, "{failure:#?}");
+    eprintln!(
+        "one-read, small messages: first failure at seed {}",
+        failure.seed
+    );
+    Harness::new(|l| on_edgesim::serve(l, on_edgesim::Drain::UntilWouldBlock))
+        .clients(small_messages())
+        .check_seeds(PASS_SEEDS);
 }
 
 /// Short reads and writes, split segments and EINTR from `epoll_wait`: faults a correct
@@ -236,26 +268,6 @@ fn echo_on_linux(port_and_stop: impl FnOnce() -> (u16, Box<dyn FnOnce() + Send>)
 }
 
 #[test]
-fn the_same_reactor_serves_on_linux_through_the_mio_crate() {
-    echo_on_linux(|| {
-        let listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let mut server =
-            on_mio::EchoServer::new(listener, on_mio::Drain::UntilWouldBlock).expect("server");
-        let stopper = server.stopper();
-        let thread = std::thread::spawn(move || server.run());
-        let stop = move || {
-            stopper.wake().expect("wake");
-            thread
-                .join()
-                .expect("no panic")
-                .expect("the loop ends cleanly");
-        };
-        (port, Box::new(stop))
-    });
-}
-
-#[test]
 fn the_same_reactor_serves_on_linux_through_the_facade() {
     echo_on_linux(|| {
         // Outside a simulated world the facade is Linux.
@@ -267,7 +279,7 @@ fn the_same_reactor_serves_on_linux_through_the_facade() {
         let stopper = server.stopper();
         let thread = std::thread::spawn(move || server.run());
         let stop = move || {
-            stopper.wake().expect("wake");
+            stopper.stop().expect("wake");
             thread
                 .join()
                 .expect("no panic")
@@ -476,4 +488,79 @@ fn the_first_failure_does_not_depend_on_the_number_of_jobs() {
     );
     assert_eq!(one, flawed(2));
     assert_eq!(one, flawed(3));
+}
+
+/// What the simulator does not model fails with `Unsupported`, and the message names the
+/// call; what it does model (unix socket pairs, pipes) works in both backends.
+fn coverage_facts() -> Vec<String> {
+    use edgesim::mio::net::{TcpListener, UdpSocket, UnixListener, UnixStream};
+    use std::os::fd::AsRawFd;
+
+    let mut facts = Vec::new();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let outcome = |result: std::io::Result<()>| match result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}: {e}", e.kind()),
+    };
+    facts.push(outcome(UdpSocket::bind(any).map(drop)));
+    facts.push(outcome(
+        UnixListener::bind("/nonexistent-dir/edgesim.sock").map(drop),
+    ));
+    let (mut a, mut b) = UnixStream::pair().expect("a socket pair");
+    a.write_all(b"pair").expect("write");
+    let mut buf = [0u8; 8];
+    facts.push(format!(
+        "pair read {:?}",
+        b.read(&mut buf).map(|n| &buf[..n] == b"pair")
+    ));
+    let (mut sender, mut receiver) = edgesim::mio::unix::pipe::new().expect("a pipe");
+    sender.write_all(b"pipe").expect("write");
+    facts.push(format!(
+        "pipe read {:?}",
+        receiver.read(&mut buf).map(|n| &buf[..n] == b"pipe")
+    ));
+    let simulated = a.as_raw_fd() >= edgesim::mio::SIM_FD_BASE;
+    facts.push(format!("raw fd above the simulated base: {simulated}"));
+    let std_listener = std::net::TcpListener::bind(any).expect("a Linux listener");
+    let adopted = TcpListener::from_std(std_listener);
+    facts.push(outcome(adopted.local_addr().map(drop)));
+    facts
+}
+
+#[test]
+fn unsupported_calls_name_themselves_and_pairs_and_pipes_work_in_both_backends() {
+    let linux = coverage_facts();
+    assert_eq!(linux[0], "ok", "UDP works on Linux: {linux:?}");
+    assert!(linux[1].starts_with("NotFound"), "{linux:?}");
+    assert_eq!(
+        linux[2..5],
+        [
+            "pair read Ok(true)",
+            "pipe read Ok(true)",
+            "raw fd above the simulated base: false"
+        ]
+    );
+    assert_eq!(linux[5], "ok");
+    let simulated = edgesim::os::SimOs::conformance(|_| coverage_facts());
+    assert_eq!(
+        simulated[0],
+        "Unsupported: mio::net::UdpSocket::bind: the simulator has no UDP (it models TCP, \
+         unix socket pairs, pipes and eventfd)"
+    );
+    assert!(
+        simulated[1].starts_with("Unsupported: mio::net::UnixListener::bind: "),
+        "{simulated:?}"
+    );
+    assert_eq!(
+        simulated[2..5],
+        [
+            "pair read Ok(true)",
+            "pipe read Ok(true)",
+            "raw fd above the simulated base: true"
+        ]
+    );
+    assert!(
+        simulated[5].starts_with("Unsupported: mio::net::TcpListener::from_std: "),
+        "{simulated:?}"
+    );
 }

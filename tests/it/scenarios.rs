@@ -47,6 +47,10 @@ fn check(path: &Path) -> Option<String> {
         scenario.seed,
         result.summary()
     );
+    // The environment swarm mode drew for the seed is part of what a reviewer must see.
+    if let Some(environment) = &result.environment {
+        text.push_str(&format!("{environment}\n"));
+    }
     for line in &result.diagnosis {
         text.push_str(&format!("diagnosis: {line}\n"));
     }

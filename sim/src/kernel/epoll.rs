@@ -387,6 +387,15 @@ impl Kernel {
         }
     }
 
+    /// The rest of a short read arrives: the wakeup a data arrival gives (`sk_data_ready`),
+    /// and under the strict model a rise of IN, as the queue the read had emptied fills.
+    pub(super) fn rest_arrives(&mut self, file: u32) {
+        if self.cfg.edge == EdgeModel::Strict {
+            self.file_mut(file).strict_mask &= !IN;
+        }
+        self.wake(file, IN | PRI);
+    }
+
     /// After an operation that changed `file`'s state without a wakeup of its own (a read
     /// draining it, a write filling it, an accept): only the strict model needs to know, to
     /// keep its "mask before" current.

@@ -227,6 +227,9 @@ impl Kernel {
             Obj::Epoll(_) => Err(libc::EINVAL),
         };
         self.touch(file);
+        if std::mem::take(&mut self.short_read_fired) {
+            self.rest_arrives(file);
+        }
         result
     }
 

@@ -193,6 +193,12 @@ impl Kernel {
         self.sock_attach(client)
     }
 
+    /// Whether a connection to `addr` would find an open listener now (read-only: for a
+    /// harness that waits until a server has bound its own address).
+    pub fn accepts_connections_to(&self, addr: SocketAddr) -> bool {
+        self.pick_listener(addr, 0).is_some()
+    }
+
     /// The listener that takes a connection to `addr`: among `SO_REUSEPORT` listeners one
     /// chosen by a hash of the client port, as `reuseport_select_sock` hashes the 4-tuple.
     fn pick_listener(&self, addr: SocketAddr, client_port: u16) -> Option<u32> {

@@ -113,9 +113,13 @@ pub struct Config {
 /// Fault probabilities, each in `0.0..=1.0`, drawn per opportunity from the kernel's stream.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
-    /// A read returns fewer bytes than available (at least one).
+    /// A read returns fewer bytes than queued (at least one), and the file is woken as if
+    /// the rest arrived right after it (what Linux does when data comes in pieces; see
+    /// `Kernel::short_read`).
     pub short_read: f64,
-    /// A write accepts fewer bytes than would fit (at least one).
+    /// A write accepts fewer bytes than would fit, as if the send buffer were fuller than
+    /// configured; never fewer than Linux's smallest send buffer takes (see
+    /// `Kernel::short_write`).
     pub short_write: f64,
     /// A TCP write is cut into several segments delivered separately.
     pub segment: f64,
@@ -237,6 +241,8 @@ pub struct Kernel {
     /// Per open file description: the footprint of a call on it, and the structure epoch it
     /// was resolved at.
     footprint_cache: Vec<(u64, Footprint)>,
+    /// The read being made was cut short by the fault: its file gets the rest's wakeup.
+    short_read_fired: bool,
 }
 
 impl fmt::Debug for Kernel {
@@ -292,6 +298,7 @@ impl Kernel {
             scratch_ready: VecDeque::new(),
             structure_epoch: 1,
             footprint_cache: Vec::new(),
+            short_read_fired: false,
         }
     }
 

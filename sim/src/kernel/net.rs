@@ -100,18 +100,37 @@ impl Kernel {
     }
 
     /// How many of `want` bytes a read returns under the short-read fault.
+    ///
+    /// Linux never returns less than is queued from a non-blocking stream socket or a pipe:
+    /// `tcp_recvmsg_locked` and `pipe_read` copy until the buffer is full or the queue is
+    /// empty (a reader that finds the backlog non-empty processes it and copies on). What a
+    /// reader does meet is a queue that held only part of the data because the rest was
+    /// still on its way, and then the rest's arrival wakes the file again. So a fired fault
+    /// is the read of a queue the rest had not reached yet: the file is woken as for an
+    /// arrival right after the read ([`Kernel::rest_arrives`]). Code that takes a short read
+    /// for "drained" (tokio, epoll(7) Q9) is right under this model, as it is on Linux;
+    /// code that stops before EAGAIN with more queued than it read is still caught.
     pub(super) fn short_read(&mut self, want: usize) -> usize {
         if want > 1 && self.chance(self.cfg.faults.short_read) {
+            self.short_read_fired = true;
             1 + self.draw_upto(want as u64 - 2) as usize
         } else {
             want
         }
     }
 
-    /// How many of `want` bytes a write accepts under the short-write fault.
-    pub(super) fn short_write(&mut self, want: usize) -> usize {
-        if want > 1 && self.chance(self.cfg.faults.short_write) {
-            1 + self.draw_upto(want as u64 - 2) as usize
+    /// How many of `want` bytes a write accepts under the short-write fault, never fewer
+    /// than `floor`.
+    ///
+    /// Linux cuts a non-blocking write short only when the send buffer fills, and no send
+    /// buffer is smaller than `SOCK_MIN_SNDBUF`: what fits in that much, less what is
+    /// already queued, always goes (the callers pass it as `floor`). So a fired fault is a
+    /// send buffer fuller than the configuration says, as autotuning and memory pressure
+    /// make it; a 13-byte greeting on a fresh socket is never cut, as on Linux.
+    pub(super) fn short_write(&mut self, want: usize, floor: usize) -> usize {
+        let floor = floor.clamp(1, want.max(1));
+        if want > floor && self.chance(self.cfg.faults.short_write) {
+            floor + self.draw_upto((want - floor - 1) as u64) as usize
         } else {
             want
         }

@@ -179,11 +179,9 @@ impl Kernel {
         if !self.pipe_ref(p).reader_open {
             return Err(libc::EPIPE);
         }
-        let limit = if total > PIPE_BUF_BYTES {
-            self.short_write(total)
-        } else {
-            total
-        };
+        // Writes of at most PIPE_BUF bytes are atomic (pipe(7)), so a cut leaves at least
+        // that much.
+        let limit = self.short_write(total, PIPE_BUF_BYTES);
         let pipe = self.pipe_mut(p);
         let was_empty = pipe.data.is_empty();
         if !was_empty {

@@ -45,6 +45,10 @@ pub(super) const SEND_SHUTDOWN: u8 = 2;
 pub(super) const SHUTDOWN_MASK: u8 = 3;
 /// The key of `sk_data_ready` (`sock_def_readable`): IN|PRI|RDNORM|RDBAND.
 const KEY_DATA: u32 = IN | PRI;
+/// `SOCK_MIN_SNDBUF` (include/net/sock.h): twice `TCP_SKB_MIN_TRUESIZE`, 2048 bytes of data
+/// plus an aligned `sk_buff`, on x86_64. No send buffer is smaller, so a write of what fits
+/// in this much beyond the queued bytes always goes whole.
+const SOCK_MIN_SNDBUF: usize = 4608;
 /// The largest skb a unix stream write builds (`SKB_MAX_HEAD(0) + UNIX_SKB_FRAGS_SZ`).
 const UNIX_SKB_BYTES_MAX: usize = 36_544;
 /// `SKB_MAX_HEAD(0)`: the most payload an skb keeps in its linear head when it is built
@@ -520,7 +524,7 @@ impl Kernel {
             self.sock_mut(s).nospace = true;
             return Err(libc::EAGAIN);
         }
-        let accepted = self.short_write(total.min(room));
+        let accepted = self.short_write(total.min(room), SOCK_MIN_SNDBUF.saturating_sub(queued));
         let sock = self.sock_mut(s);
         if accepted < total {
             sock.nospace = true;
@@ -650,7 +654,8 @@ impl Kernel {
         if total == 0 {
             return Ok(0);
         }
-        let limit = self.short_write(total);
+        let charged = self.sock(s).wmem;
+        let limit = self.short_write(total, SOCK_MIN_SNDBUF.saturating_sub(charged));
         let chunk_max = (self.sock(s).snd_cap / 2)
             .saturating_sub(64)
             .clamp(1, UNIX_SKB_BYTES_MAX);

@@ -27,6 +27,16 @@ pub enum Outcome {
     /// The exhaustive search stopped the run: each thread that could run next would only
     /// repeat an order already run (or needs a preemption beyond the bound).
     Pruned,
+    /// A thread made the same failing call [`BUSY_RETRIES_MAX`](super::BUSY_RETRIES_MAX) times in a row without
+    /// blocking in between: a busy retry loop (accept after EMFILE retried at once, say).
+    BusyRetry {
+        /// The thread.
+        tid: u32,
+        /// Its name.
+        name: String,
+        /// The call as the trace writes it, with its result (`accept(4) = EMFILE`).
+        call: String,
+    },
     /// A simulated thread panicked.
     Crash {
         /// The thread.

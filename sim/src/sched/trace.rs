@@ -324,6 +324,20 @@ fn call_args(op: Op, args: [i64; 2]) -> String {
     }
 }
 
+impl Record {
+    /// A call record as its trace line without the step and thread (`read(7, 16384) =
+    /// EAGAIN`); other records as their whole line.
+    pub fn call_text(&self) -> String {
+        let line = self.to_string();
+        match self {
+            Record::Call { tid, .. } => line
+                .split_once(&format!("t{tid} "))
+                .map_or(line.clone(), |(_, call)| call.to_string()),
+            _ => line,
+        }
+    }
+}
+
 /// Prints a record as one trace line, e.g. `    212 t3 read(7, 16384) = EAGAIN`.
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,6 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use std::cell::RefCell;
 
+/// Identical failing calls a thread may make in a row without blocking before the run ends
+/// as a busy retry loop ([`super::Outcome::BusyRetry`]). Far above what the faults make a
+/// correct loop retry (an `eintr_io` of 0.2 repeats a call 10,000 times with probability
+/// 0.2^10000), far below a step budget.
+pub const BUSY_RETRIES_MAX: u64 = 10_000;
+
 /// Scheduler-level faults, each a probability per opportunity.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SchedFaults {
@@ -133,6 +139,10 @@ pub struct ThreadInfo {
     pub state: ThreadState,
     /// The step of its last call.
     pub last_step: u64,
+    /// Steps it took in all.
+    pub steps: u64,
+    /// Steps it took in the second half of the step budget (0 if the run ended before).
+    pub steps_late: u64,
 }
 
 pub(crate) struct Thread {
@@ -158,7 +168,13 @@ pub(crate) struct Thread {
     last_footprint: Option<Footprint>,
     /// The reduced walk: the interest's generation when `last_footprint` was last checked.
     checked: u64,
+    /// The thread's last failing call (op, first argument, errno) and how many times in a
+    /// row it made it without blocking.
+    retry: ((Op, i64, i64), u64),
     pub(crate) last_step: u64,
+    pub(crate) steps: u64,
+    /// `steps` when the run passed half its step budget.
+    pub(crate) steps_at_half: Option<u64>,
     /// The panic message if it panicked; `Some(Ok)` once it returned.
     pub(crate) result: Option<Result<(), String>>,
 }
@@ -237,6 +253,20 @@ pub fn in_world() -> bool {
     WORLD.with(|cell| cell.try_borrow().map_or(true, |guard| guard.is_some()))
 }
 
+/// The virtual time, in ns, of the world running on the calling OS thread; `None` when no
+/// world runs here or the world is in the middle of a call. It never panics, not even in a
+/// thread-local destructor, because it is meant for clocks that any code may read from
+/// anywhere (edgesim's `mio` crate serves `CLOCK_MONOTONIC` from it, on request).
+pub fn virtual_now_ns() -> Option<u64> {
+    WORLD
+        .try_with(|cell| {
+            let guard = cell.try_borrow().ok()?;
+            guard.as_ref().map(|world| world.now_ns)
+        })
+        .ok()
+        .flatten()
+}
+
 pub(crate) fn install(world: World) {
     WORLD.with(|cell| {
         let mut guard = cell.borrow_mut();
@@ -306,7 +336,6 @@ impl World {
             wake: Wake::Woken,
             park_token: false,
             locks_held: Vec::new(),
-            // What a new thread does first is not known until it reaches its first call.
             // A new thread's first step runs its code up to its first call, which is a
             // preemption point: it touches nothing another thread can see (simulated threads
             // share state only through calls; the clock and the step counter are read only
@@ -317,7 +346,10 @@ impl World {
             ran: false,
             last_footprint: None,
             checked: 0,
+            retry: ((Op::Now, 0, 0), 0),
             last_step: self.step,
+            steps: 0,
+            steps_at_half: None,
             result: None,
         });
         self.runnable.push(tid);
@@ -340,6 +372,7 @@ impl World {
 
     pub(crate) fn set_blocked(&mut self, tid: u32, block: Block, deadline: Option<u64>) {
         self.threads[tid as usize].state = ThreadState::Blocked(block, deadline);
+        self.threads[tid as usize].retry.1 = 0;
         if let Some(deadline) = deadline {
             self.deadline_min_ns = self.deadline_min_ns.min(deadline);
         }
@@ -623,6 +656,7 @@ impl World {
             let thread = &mut self.threads[tid as usize];
             thread.last_step = self.step;
             thread.last = call;
+            thread.steps += 1;
         }
         if self
             .kernel
@@ -636,6 +670,11 @@ impl World {
             // A busy thread moves the clock too: sleepers and timed waits whose deadline
             // passed meanwhile wake up, or a busy loop would starve every timer.
             self.expire_deadlines();
+        }
+        if self.step == self.config.max_steps / 2 {
+            for thread in &mut self.threads {
+                thread.steps_at_half = Some(thread.steps);
+            }
         }
         if !self.healed && self.config.heal_at_step.is_some_and(|s| self.step >= s) {
             self.heal();
@@ -695,6 +734,40 @@ impl World {
             args,
             ret,
         });
+        self.watch_retries(tid, op, args, ret);
+    }
+
+    /// Counts a failing call repeated without blocking, and ends the run at
+    /// [`BUSY_RETRIES_MAX`]: a correct loop waits (in `epoll_wait`, a sleep, a lock) before it
+    /// tries a failed call again, so a run of identical failures is a busy loop even when it
+    /// would end once the cause goes away (a full descriptor table empties when a client
+    /// leaves, and the run would pass, having burnt a core meanwhile).
+    fn watch_retries(&mut self, tid: u32, op: Op, args: [i64; 2], ret: i64) {
+        let thread = &mut self.threads[tid as usize];
+        let key = (op, args[0], ret);
+        if ret >= 0 || op == Op::EpollWait {
+            thread.retry.1 = 0;
+            return;
+        }
+        if thread.retry.0 == key {
+            thread.retry.1 += 1;
+        } else {
+            thread.retry = (key, 1);
+        }
+        if thread.retry.1 >= BUSY_RETRIES_MAX && self.stop.is_none() {
+            let record = Record::Call {
+                step: self.step,
+                tid,
+                op,
+                args,
+                ret,
+            };
+            self.stop = Some(super::Outcome::BusyRetry {
+                tid,
+                name: thread.name.clone(),
+                call: record.call_text(),
+            });
+        }
     }
 
     /// When the world is idle: moves the clock to the next deadline or kernel timer and
@@ -771,6 +844,8 @@ impl World {
                 name: t.name.clone(),
                 state: t.state,
                 last_step: t.last_step,
+                steps: t.steps,
+                steps_late: t.steps_at_half.map_or(0, |half| t.steps - half),
             })
             .collect()
     }

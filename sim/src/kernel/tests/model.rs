@@ -268,7 +268,9 @@ fn zero_faults_draw_nothing() {
     assert_eq!(ops.kernel.rng.next_u64(), before);
 }
 
-/// Short reads and writes return at least one byte and fewer than possible.
+/// Short reads return at least one byte and fewer than queued; short writes accept fewer
+/// than would fit but never less than Linux's smallest send buffer takes, so a small write
+/// to an empty socket is never cut.
 #[test]
 fn short_reads_and_writes() {
     let mut k = faulty_kernel(Faults {
@@ -277,14 +279,57 @@ fn short_reads_and_writes() {
         ..Faults::default()
     });
     let (a, b) = tcp_pair(&mut k);
-    let written = k.writev(a, &[&[1u8; 100]]).unwrap();
-    assert!((1..100).contains(&written), "wrote {written}");
+    assert_eq!(
+        k.writev(a, &[&[1u8; 100]]),
+        Ok(100),
+        "a small write goes whole"
+    );
+    assert_eq!(read_all(&mut k, b, 100).len(), 100);
+    let written = k.writev(a, &[&[1u8; 20_000]]).unwrap();
+    assert!((4608..20_000).contains(&written), "wrote {written}");
     let mut buf = [0u8; 100];
     let read = k.read(b, &mut buf).unwrap();
     assert!(
         (1..written).contains(&read) || written == 1,
         "read {read} of {written}"
     );
+}
+
+/// A short read leaves bytes behind, and like the arrival of a late piece it queues an
+/// edge-triggered registration again, under both edge models: a reader that stops at a
+/// short read (as tokio does) is told about the rest, as on Linux.
+#[test]
+fn a_short_read_wakes_the_file_for_the_rest() {
+    for edge in [EdgeModel::Linux, EdgeModel::Strict] {
+        let mut k = Kernel::new(Config {
+            edge,
+            faults: Faults {
+                short_read: 1.0,
+                ..Faults::default()
+            },
+            ..Config::default()
+        });
+        let (a, b) = tcp_pair(&mut k);
+        assert_eq!(k.writev(a, &[&[5u8; 100]]), Ok(100));
+        let ep = k.epoll_create().unwrap();
+        let in_et = (libc::EPOLLIN | libc::EPOLLET) as u32;
+        k.epoll_ctl(ep, libc::EPOLL_CTL_ADD, b, in_et, 1).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            k.epoll_poll(ep, 4, &mut out),
+            Ok(1),
+            "{edge:?}: the arrival"
+        );
+        let mut buf = [0u8; 100];
+        let read = k.read(b, &mut buf).unwrap();
+        assert!(read < 100, "{edge:?}: the fault cut the read to {read}");
+        out.clear();
+        assert_eq!(
+            k.epoll_poll(ep, 4, &mut out),
+            Ok(1),
+            "{edge:?}: the rest raises an edge"
+        );
+    }
 }
 
 /// The reset fault kills the connection: both ends see ECONNRESET.

@@ -1,0 +1,40 @@
+//! The faults of [`crate::support::faults`] reach tokio: over a few seeds the tokio
+//! server's own calls get `EINTR` from `epoll_wait`, writes that take part of what was
+//! offered, and writes that fail with `WouldBlock`, and it still serves every byte
+//! (tests/it/echo.rs). Without this, a passing run could be one the faults missed.
+
+use crate::support::{faults, sim_addr, workload};
+use edgesim::harness::{Harness, Verdict};
+use edgesim_tokio_tests::{echo, on_current_thread};
+
+/// Whether a trace line is a short write: `write(fd, offered) = taken` with less taken.
+fn short_write(line: &str) -> bool {
+    let Some((call, result)) = line.split_once(") = ") else {
+        return false;
+    };
+    let offered = call.rsplit(", ").next().and_then(|n| n.parse::<u64>().ok());
+    let taken = result.trim().parse::<u64>().ok();
+    matches!((offered, taken), (Some(o), Some(t)) if t < o)
+}
+
+#[test]
+fn eintr_short_writes_and_would_block_reach_the_tokio_server() {
+    let harness = Harness::serving_at(sim_addr(), |addr| on_current_thread(echo(addr)))
+        .clients(workload())
+        .sim(faults);
+    let (mut eintr, mut short, mut would_block) = (0, 0, 0);
+    for seed in 0..20 {
+        let result = harness.run(seed);
+        assert_eq!(result.verdict, Verdict::Pass, "{result:#?}");
+        // Thread t1 is the server (the trace's legend says so).
+        for line in result.trace.iter().filter(|l| l.contains(" t1 ")) {
+            eintr += usize::from(line.contains("epoll_wait(") && line.ends_with("= EINTR"));
+            short += usize::from(line.contains(" write(") && short_write(line));
+            would_block += usize::from(line.contains(" write(") && line.ends_with("= EAGAIN"));
+        }
+    }
+    eprintln!(
+        "tokio server, 20 seeds: {eintr} EINTR, {short} short writes, {would_block} EAGAIN writes"
+    );
+    assert!(eintr > 0 && short > 0 && would_block > 0);
+}
