@@ -419,8 +419,8 @@ impl Parser<'_> {
 }
 
 /// Every failing scenario of the catalogue (`scenarios/*.toml` expecting a failure) shrinks
-/// at its pinned seed to a run no longer than the original, with the same verdict and cause,
-/// and its written files replay that run.
+/// at its pinned seed to a scenario no larger than the original (and, but for a spin, a run
+/// no longer), with the same verdict and cause, and its written files replay that run.
 #[test]
 fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -453,7 +453,22 @@ fn every_failing_catalogue_scenario_shrinks_with_the_same_verdict_and_cause() {
         let name = &original.name;
         assert_eq!(shrunk.verdict, original.expect, "{name}");
         assert_eq!(shrunk.cause, shrink::cause(&first), "{name}");
-        assert!(shrunk.after.steps <= shrunk.before.steps, "{name}");
+        let (before, after) = (&shrunk.before, &shrunk.after);
+        assert!(
+            after.clients <= before.clients
+                && after.messages <= before.messages
+                && after.size_bytes <= before.size_bytes
+                && after.reactors <= before.reactors
+                && after.fault_kinds <= before.fault_kinds
+                && after.other_knobs <= before.other_knobs,
+            "{name}: {before} -> {after}"
+        );
+        // A spin's run lasts as long as the idle window a busy loop fills with steps, which
+        // a smaller workload does not shorten (flaw-close-with-dup: 9,740 steps with two
+        // clients, 10,042 with one); any other failure ends when it happens.
+        if shrunk.verdict != Verdict::Spin {
+            assert!(after.steps <= before.steps, "{name}: {before} -> {after}");
+        }
         let (toml_path, log_path) =
             shrink::write(out.path(), &text, &shrunk).expect("the files are written");
         let reloaded = scenario::load(&toml_path).expect("the shrunk scenario loads");
