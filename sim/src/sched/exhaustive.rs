@@ -27,6 +27,7 @@
 //!   of `c`, which was searched with the same budget;
 //! - any choice whose subtree the bound did not cut: every order in it was run (or pruned by
 //!   the same rules).
+//!
 //! So every trace that has a run within the bound has a run in the search, and a search the
 //! bound cut says so ("complete=no (bound)").
 
