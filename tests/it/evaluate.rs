@@ -49,3 +49,34 @@ fn every_generated_workload_round_trips_through_its_scenario_file() {
         assert_eq!(back, pair.scenario, "{text}");
     }
 }
+
+/// Regression: `lt-out-always` was marked unreachable for every workload without lingering
+/// clients, yet caught at seed 0 on one with 50 ms worker jobs: a connection that waits for
+/// a slow job is open without traffic too, and the loop spins for the whole job.
+#[test]
+fn a_level_triggered_out_spin_during_slow_jobs_is_reachable() {
+    let pairs = edgesim::evaluate::draw_pairs(&Options {
+        only: Some("lt-out-always".to_string()),
+        ..Options::default()
+    });
+    let slow = pairs
+        .iter()
+        .find(|p| {
+            p.scenario.clients.pattern != edgesim::scenario::Pattern::Linger
+                && p.scenario.server.config.job_duration.as_millis() >= 50
+        })
+        .expect("the draw has a workload with 50 ms jobs and no lingering clients");
+    assert_eq!(
+        edgesim::evaluate::unreachable_reason(slow.flaw, &slow.scenario),
+        None,
+        "{}",
+        edgesim::evaluate::describe(&slow.scenario)
+    );
+    let verdicts: Vec<_> = (0..5)
+        .map(|seed| edgesim::runner::run_sim(&slow.scenario, seed, false).verdict)
+        .collect();
+    assert!(
+        verdicts.contains(&edgesim::scenario::Verdict::Spin),
+        "{verdicts:?}"
+    );
+}
