@@ -86,16 +86,16 @@ enum Command {
         #[arg(long, default_value_t = 100_000_000)]
         steps_max: u64,
     },
-    /// Run a scenario at every seed of a range and count the failing verdicts. Exit 1 on
-    /// an unexpected verdict: any failure when the scenario expects `pass`; otherwise another
-    /// failing verdict than the expected one, or none of the expected one. Exit 2 on bad
-    /// input.
+    /// Run a scenario at every seed of a range and count the failing verdicts; or, with
+    /// `--exhaustive`, run every schedule of one seed's environment. Exit 1 on an unexpected
+    /// verdict: any failure when the scenario expects `pass`; otherwise another failing
+    /// verdict than the expected one, or none of the expected one. Exit 2 on bad input.
     Explore {
         /// The scenario file (TOML).
         scenario: PathBuf,
         /// The seed range, `A..B` (B excluded).
-        #[arg(long)]
-        seeds: String,
+        #[arg(long, required_unless_present = "exhaustive")]
+        seeds: Option<String>,
         /// OS threads, each running one simulated world at a time.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
@@ -105,6 +105,28 @@ enum Command {
         /// Print which edge-triggered corner cases the seeds reached, and how often.
         #[arg(long)]
         coverage: bool,
+        /// Run every schedule with at most `--preemptions` preemptions, modulo the
+        /// independence of calls, in the environment of one seed with faults off,
+        /// synchronous delivery and calls that cost no virtual time. Ends with
+        /// `exhaustive: schedules=N failures=F complete=yes|no`.
+        #[arg(long, conflicts_with_all = ["seeds", "shard", "coverage", "jobs"])]
+        exhaustive: bool,
+        /// Exhaustive: the most preemptions a schedule may make (omitted: no bound).
+        #[arg(long, requires = "exhaustive")]
+        preemptions: Option<u32>,
+        /// Exhaustive: the seed whose environment is searched (default: the scenario's
+        /// `expect.seed`).
+        #[arg(long, requires = "exhaustive")]
+        seed: Option<u64>,
+        /// Exhaustive: run every order, also those that differ only by independent calls.
+        #[arg(long, requires = "exhaustive")]
+        no_reduction: bool,
+        /// Exhaustive: runs the search may make.
+        #[arg(long, requires = "exhaustive", default_value_t = 1_000_000)]
+        runs_max: u64,
+        /// Exhaustive: wall-clock seconds the search may take.
+        #[arg(long, requires = "exhaustive", default_value_t = 600.0)]
+        secs_max: f64,
     },
     /// Measure bug-finding on workloads nobody tuned: for every flaw of every server model,
     /// draw ordinary workloads and record whether and at which seed each flaw is caught
@@ -210,11 +232,36 @@ fn main() -> ExitCode {
         },
         Command::Explore {
             scenario,
+            exhaustive: true,
+            preemptions,
+            seed,
+            no_reduction,
+            runs_max,
+            secs_max,
+            ..
+        } => {
+            let limits = edgesim::runner::Limits {
+                preemptions,
+                reduce: !no_reduction,
+                runs_max,
+                secs_max,
+            };
+            exhaustive_cli(&scenario, seed, &limits)
+        }
+        Command::Explore {
+            scenario,
             seeds,
             jobs,
             shard,
             coverage,
-        } => explore_cli(&scenario, &seeds, jobs, shard.as_deref(), coverage),
+            ..
+        } => explore_cli(
+            &scenario,
+            seeds.as_deref().unwrap_or_default(),
+            jobs,
+            shard.as_deref(),
+            coverage,
+        ),
         Command::Evaluate {
             workloads,
             seed,
@@ -426,6 +473,7 @@ fn explore_cli(
     if let Some(peak) = real::alloc::run_peak_bytes_max().filter(|&p| p > 0) {
         say!("peak_run_heap_bytes={peak}");
     }
+    say!("{}", explored.per_seed());
     let unexpected = unexpected_verdicts(scenario.expect, &explored.failures);
     for line in &unexpected {
         say!("{line}");
@@ -482,6 +530,41 @@ fn evaluate_cli(options: &edgesim::evaluate::Options, write: Option<&Path>) -> E
     for line in edgesim::evaluate::table(&pairs, options.correct_seeds) {
         say!("{line}");
     }
+    ExitCode::SUCCESS
+}
+
+fn exhaustive_cli(path: &Path, seed: Option<u64>, limits: &edgesim::runner::Limits) -> ExitCode {
+    let scenario = match load_scenario(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    let bound = limits
+        .preemptions
+        .map_or_else(|| "no bound".to_string(), |k| format!("at most {k}"));
+    let reduction = if limits.reduce { "on" } else { "off" };
+    say!(
+        "exhaustive: the environment of seed {seed} with faults off, synchronous delivery and \
+         calls that cost no virtual time; preemptions: {bound}; reduction: {reduction}"
+    );
+    let found = edgesim::runner::exhaustive(&scenario, seed, limits);
+    if let Some((result, preemptions, decisions)) = &found.first_failure {
+        say!(
+            "first failure: verdict={} after {preemptions} preemptions ({} decisions departing \
+             from run-until-blocked)",
+            result.verdict.name(),
+            decisions.picks.len()
+        );
+        for line in &result.diagnosis {
+            say!("{line}");
+        }
+    }
+    say!(
+        "pruned={} (runs cut short: they would only repeat an order already run) secs={:.1}",
+        found.pruned,
+        found.secs
+    );
+    say!("{}", found.summary());
     ExitCode::SUCCESS
 }
 

@@ -2,7 +2,10 @@
 //! waiting for a lock is blocked in the scheduler's eyes (a `std` lock would block the one OS
 //! thread that runs every simulated thread).
 
-use crate::sched::{block, preempt, preempt_then, with_world, Block, Op, ThreadState, Wake};
+use crate::kernel::object_id;
+use crate::sched::{
+    block, preempt, preempt_then, with_world, Access, Block, Op, ThreadState, Wake,
+};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const FREE: u32 = u32::MAX;
@@ -16,6 +19,8 @@ const FREE: u32 = u32::MAX;
 pub struct Mutex<T> {
     /// The lock's id in traces, given at its first use (0 = not yet).
     id: AtomicU64,
+    /// The lock's object id for the dependence relation (`kernel::object_id`).
+    object: AtomicU64,
     owner: AtomicU32,
     data: std::sync::Mutex<T>,
 }
@@ -25,6 +30,7 @@ impl<T> Mutex<T> {
     pub fn new(value: T) -> Mutex<T> {
         Mutex {
             id: AtomicU64::new(0),
+            object: AtomicU64::new(0),
             owner: AtomicU32::new(FREE),
             data: std::sync::Mutex::new(value),
         }
@@ -43,19 +49,20 @@ impl<T> Mutex<T> {
 
     /// Runs `f` with the lock held.
     pub fn lock<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        preempt();
+        let object = object_id(&self.object);
+        preempt(Access::Lock(object));
         let id = self.id();
         loop {
             let me = with_world(|w| w.current_tid());
             if self.owner.load(Ordering::Relaxed) == FREE {
                 self.owner.store(me, Ordering::Relaxed);
                 with_world(|w| {
-                    w.threads[me as usize].locks_held += 1;
+                    w.threads[me as usize].locks_held.push(object);
                     w.record(Op::Lock, [id as i64, -1], 0);
                 });
                 break;
             }
-            if block(Block::Mutex(id), None) == Wake::Timeout {
+            if block(Block::Mutex(id), None, Access::Lock(object)) == Wake::Timeout {
                 // Only teardown times out a lock wait; take the data anyway so destructors
                 // can finish.
                 break;
@@ -69,7 +76,9 @@ impl<T> Mutex<T> {
         with_world(|w| {
             if let Some(tid) = w.current {
                 let held = &mut w.threads[tid as usize].locks_held;
-                *held = held.saturating_sub(1);
+                if let Some(at) = held.iter().rposition(|&lock| lock == object) {
+                    held.remove(at);
+                }
             }
             // Wake the first waiter in thread order; it retries, and may lose the race again.
             let waiter = (0..w.threads.len() as u32).find(|&tid| {
@@ -85,7 +94,11 @@ impl<T> Mutex<T> {
 
 /// A 64-bit atomic cell for simulated threads; each access is a preemption point.
 #[derive(Debug, Default)]
-pub struct Atomic(AtomicU64);
+pub struct Atomic {
+    value: AtomicU64,
+    /// The cell's object id for the dependence relation (`kernel::object_id`).
+    object: AtomicU64,
+}
 
 /// Which atomic operation a trace record stands for.
 #[derive(Copy, Clone)]
@@ -101,18 +114,23 @@ enum AtomicOp {
 impl Atomic {
     /// A cell holding `value`.
     pub fn new(value: u64) -> Atomic {
-        Atomic(AtomicU64::new(value))
+        Atomic {
+            value: AtomicU64::new(value),
+            object: AtomicU64::new(0),
+        }
     }
 
     /// Reads the value without a preemption point, from outside a world (checkers look at
     /// counters after a run).
     pub fn peek(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.value.load(Ordering::SeqCst)
     }
 
     fn access(&self, op: AtomicOp, arg: u64, f: impl FnOnce(&AtomicU64) -> u64) -> u64 {
-        preempt_then(|w| {
-            let previous = f(&self.0);
+        let id = object_id(&self.object);
+        let read = matches!(op, AtomicOp::Load);
+        preempt_then(Access::Atomic { id, read }, |w| {
+            let previous = f(&self.value);
             w.record(Op::Atomic, [op as i64, arg as i64], previous as i64);
             previous
         })

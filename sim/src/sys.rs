@@ -3,9 +3,9 @@
 //!
 //! Calls made outside a simulated world panic: there is no kernel to talk to.
 
-use crate::kernel::{Errno, KResult, Kernel};
+use crate::kernel::{Errno, KResult, Kernel, KernelCall};
 use crate::sched::{
-    block, preempt, preempt_then, with_world, Block, Op, Record, ThreadState, Wake, World,
+    block, preempt, preempt_then, with_world, Access, Block, Op, Record, ThreadState, Wake, World,
 };
 use std::net::SocketAddr;
 
@@ -73,13 +73,15 @@ fn encode<T: TraceValue>(result: &KResult<T>) -> i64 {
 /// their destructors must not change the kernel the checkers are about to read.
 const TORN_DOWN: Errno = libc::ESHUTDOWN;
 
-/// One kernel call: preempt, call, collect wakeups, record.
+/// One kernel call: preempt, call, collect wakeups, record. `names` is what the call names,
+/// for the dependence relation.
 fn call<T: TraceValue>(
     op: Op,
     args: [i64; 2],
+    names: KernelCall,
     f: impl FnOnce(&mut Kernel) -> KResult<T>,
 ) -> KResult<T> {
-    call_observed(op, args, f, |_, _| {})
+    call_observed(op, args, names, f, |_, _| {})
 }
 
 /// [`call`], then `observe` with the result, in the same visit to the world: the hazard
@@ -87,10 +89,11 @@ fn call<T: TraceValue>(
 fn call_observed<T: TraceValue>(
     op: Op,
     args: [i64; 2],
+    names: KernelCall,
     f: impl FnOnce(&mut Kernel) -> KResult<T>,
     observe: impl FnOnce(&mut World, &KResult<T>),
 ) -> KResult<T> {
-    preempt_then(|w| {
+    preempt_then(Access::Kernel(names), |w| {
         if w.tearing_down {
             return Err(TORN_DOWN);
         }
@@ -108,7 +111,9 @@ fn call_observed<T: TraceValue>(
 
 /// `epoll_create1`.
 pub fn epoll_create() -> KResult<i32> {
-    call(Op::EpollCreate, [-1, -1], |k| k.epoll_create())
+    call(Op::EpollCreate, [-1, -1], KernelCall::Alloc, |k| {
+        k.epoll_create()
+    })
 }
 
 /// `epoll_ctl`; `op` is `libc::EPOLL_CTL_*`.
@@ -117,7 +122,7 @@ pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> KResult
         i64::from(epfd) << 32 | i64::from(fd),
         i64::from(op) << 32 | i64::from(events),
     ];
-    call(Op::EpollCtl, args, |k| {
+    call(Op::EpollCtl, args, KernelCall::EpollCtl { epfd, fd }, |k| {
         k.epoll_ctl(epfd, op, fd, events, data)
     })
 }
@@ -132,7 +137,8 @@ pub fn epoll_wait(
 ) -> KResult<usize> {
     out.clear();
     let args = [i64::from(epfd), max_events as i64];
-    let entry = preempt_then(|w| {
+    let access = Access::Kernel(KernelCall::EpollWait(epfd));
+    let entry = preempt_then(access, |w| {
         if w.tearing_down {
             return None;
         }
@@ -190,14 +196,16 @@ pub fn epoll_wait(
         if let Some(result) = polled {
             return result;
         }
-        woken = Some(block(Block::Epoll(epfd), deadline));
+        woken = Some(block(Block::Epoll(epfd), deadline, access));
     }
 }
 
 /// `listen` on `addr`.
 pub fn listen(addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> {
     let args = [i64::from(addr.port()), i64::from(backlog)];
-    call(Op::Listen, args, |k| k.listen(addr, backlog, reuse_port))
+    call(Op::Listen, args, KernelCall::Listen, |k| {
+        k.listen(addr, backlog, reuse_port)
+    })
 }
 
 /// `accept4`.
@@ -205,6 +213,7 @@ pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
     call_observed(
         Op::Accept,
         [i64::from(fd), -1],
+        KernelCall::Accept(fd),
         |k| k.accept(fd),
         |w, result| {
             if result.is_err_and(|errno| errno != libc::EINTR) {
@@ -216,34 +225,54 @@ pub fn accept(fd: i32) -> KResult<(i32, SocketAddr)> {
 
 /// Non-blocking `connect`.
 pub fn connect(addr: SocketAddr) -> KResult<i32> {
-    call(Op::Connect, [i64::from(addr.port()), -1], |k| {
-        k.connect(addr)
-    })
+    let port = addr.port();
+    call(
+        Op::Connect,
+        [i64::from(port), -1],
+        KernelCall::Connect(port),
+        |k| k.connect(addr),
+    )
 }
 
 /// `getsockname`.
 pub fn local_addr(fd: i32) -> KResult<SocketAddr> {
-    call(Op::LocalAddr, [i64::from(fd), -1], |k| k.local_addr(fd))
+    call(
+        Op::LocalAddr,
+        [i64::from(fd), -1],
+        KernelCall::Fd(fd),
+        |k| k.local_addr(fd),
+    )
 }
 
 /// `getpeername`.
 pub fn peer_addr(fd: i32) -> KResult<SocketAddr> {
-    call(Op::PeerAddr, [i64::from(fd), -1], |k| k.peer_addr(fd))
+    call(Op::PeerAddr, [i64::from(fd), -1], KernelCall::Fd(fd), |k| {
+        k.peer_addr(fd)
+    })
 }
 
 /// `getsockopt(SO_ERROR)`.
 pub fn take_error(fd: i32) -> KResult<Option<Errno>> {
-    call(Op::TakeError, [i64::from(fd), -1], |k| k.take_error(fd))
+    call(
+        Op::TakeError,
+        [i64::from(fd), -1],
+        KernelCall::Fd(fd),
+        |k| k.take_error(fd),
+    )
 }
 
 /// `SIOCINQ`.
 pub fn inq(fd: i32) -> KResult<usize> {
-    call(Op::Inq, [i64::from(fd), -1], |k| k.inq(fd))
+    call(Op::Inq, [i64::from(fd), -1], KernelCall::Fd(fd), |k| {
+        k.inq(fd)
+    })
 }
 
 /// `SIOCOUTQ`.
 pub fn outq(fd: i32) -> KResult<usize> {
-    call(Op::Outq, [i64::from(fd), -1], |k| k.outq(fd))
+    call(Op::Outq, [i64::from(fd), -1], KernelCall::Fd(fd), |k| {
+        k.outq(fd)
+    })
 }
 
 /// `read`.
@@ -253,6 +282,7 @@ pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
     call_observed(
         Op::Read,
         args,
+        KernelCall::Read(fd),
         |k| k.read(fd, buf),
         |w, result| match result {
             // An interrupted read took nothing and proves nothing about the socket.
@@ -267,20 +297,25 @@ pub fn read(fd: i32, buf: &mut [u8]) -> KResult<usize> {
 /// `writev` (a `write` is a one-buffer `writev`).
 pub fn writev(fd: i32, bufs: &[&[u8]]) -> KResult<usize> {
     let len: usize = bufs.iter().map(|b| b.len()).sum();
-    call(Op::Write, [i64::from(fd), len as i64], |k| {
-        k.writev(fd, bufs)
-    })
+    call(
+        Op::Write,
+        [i64::from(fd), len as i64],
+        KernelCall::Fd(fd),
+        |k| k.writev(fd, bufs),
+    )
 }
 
 /// `shutdown`; `how` is `libc::SHUT_*`.
 pub fn shutdown(fd: i32, how: i32) -> KResult<()> {
     let args = [i64::from(fd), i64::from(how)];
-    call(Op::Shutdown, args, |k| k.shutdown(fd, how))
+    call(Op::Shutdown, args, KernelCall::Fd(fd), |k| {
+        k.shutdown(fd, how)
+    })
 }
 
 /// `close`.
 pub fn close(fd: i32) -> KResult<()> {
-    preempt();
+    preempt(Access::Kernel(KernelCall::Close(fd)));
     with_world(|w| {
         if w.tearing_down {
             return Err(TORN_DOWN);
@@ -295,17 +330,21 @@ pub fn close(fd: i32) -> KResult<()> {
 
 /// `dup`.
 pub fn dup(fd: i32) -> KResult<i32> {
-    call(Op::Dup, [i64::from(fd), -1], |k| k.dup(fd))
+    call(Op::Dup, [i64::from(fd), -1], KernelCall::Dup(fd), |k| {
+        k.dup(fd)
+    })
 }
 
 /// `SO_LINGER 0` then `close`.
 pub fn reset(fd: i32) -> KResult<()> {
-    call(Op::Reset, [i64::from(fd), -1], |k| k.reset(fd))
+    call(Op::Reset, [i64::from(fd), -1], KernelCall::Close(fd), |k| {
+        k.reset(fd)
+    })
 }
 
 /// `eventfd`.
 pub fn eventfd() -> KResult<i32> {
-    call(Op::Eventfd, [-1, -1], |k| k.eventfd())
+    call(Op::Eventfd, [-1, -1], KernelCall::Alloc, |k| k.eventfd())
 }
 
 /// Reads and resets an eventfd counter.
@@ -314,6 +353,7 @@ pub fn eventfd_read(fd: i32) -> KResult<u64> {
     call_observed(
         Op::EventfdRead,
         [i64::from(fd), -1],
+        KernelCall::Fd(fd),
         |k| k.eventfd_read(fd),
         |w, _| w.observe_drained(fd),
     )
@@ -322,17 +362,21 @@ pub fn eventfd_read(fd: i32) -> KResult<u64> {
 /// Adds to an eventfd counter.
 pub fn eventfd_write(fd: i32, value: u64) -> KResult<()> {
     let args = [i64::from(fd), value as i64];
-    call(Op::EventfdWrite, args, |k| k.eventfd_write(fd, value))
+    call(Op::EventfdWrite, args, KernelCall::Fd(fd), |k| {
+        k.eventfd_write(fd, value)
+    })
 }
 
 /// `socketpair(AF_UNIX, SOCK_STREAM)`.
 pub fn socketpair() -> KResult<(i32, i32)> {
-    call(Op::Socketpair, [-1, -1], |k| k.socketpair())
+    call(Op::Socketpair, [-1, -1], KernelCall::Alloc, |k| {
+        k.socketpair()
+    })
 }
 
 /// `pipe2`: `(read end, write end)`.
 pub fn pipe() -> KResult<(i32, i32)> {
-    call(Op::Pipe, [-1, -1], |k| k.pipe())
+    call(Op::Pipe, [-1, -1], KernelCall::Alloc, |k| k.pipe())
 }
 
 /// Virtual time in ns. Not a preemption point: reading a clock is not a system call a
@@ -352,21 +396,23 @@ pub fn steps() -> u64 {
     with_world(|w| w.step)
 }
 
-/// Sleeps for `ns` of virtual time.
+/// Sleeps for `ns` of virtual time. Dependent with every call, and so is its return: a
+/// sleeper often reads the step counter next (the driver's idle window), and which calls
+/// came before that read depends on the order of all of them.
 pub fn sleep(ns: u64) {
-    preempt();
+    preempt(Access::Any);
     let deadline = with_world(|w| {
         w.record(Op::Sleep, [ns as i64, -1], 0);
         w.now_ns.saturating_add(ns)
     });
     while with_world(|w| w.now_ns < deadline && !w.tearing_down) {
-        block(Block::Sleep, Some(deadline));
+        block(Block::Sleep, Some(deadline), Access::Any);
     }
 }
 
 /// Starts a simulated thread running `body`; returns its id.
 pub fn spawn(name: &str, body: Box<dyn FnOnce()>) -> u32 {
-    preempt();
+    preempt(Access::Spawn);
     with_world(|w| {
         let tid = w.spawn(name, body);
         w.record(Op::Spawn, [i64::from(tid), -1], 0);
@@ -376,7 +422,7 @@ pub fn spawn(name: &str, body: Box<dyn FnOnce()>) -> u32 {
 
 /// Waits for thread `tid` to end; `Err` carries its panic message.
 pub fn join(tid: u32) -> Result<(), String> {
-    preempt();
+    preempt(Access::Thread(tid));
     loop {
         let result = with_world(|w| {
             w.threads[tid as usize].result.clone().or_else(|| {
@@ -388,7 +434,7 @@ pub fn join(tid: u32) -> Result<(), String> {
             with_world(|w| w.record(Op::Join, [i64::from(tid), -1], 0));
             return result;
         }
-        block(Block::Join(tid), None);
+        block(Block::Join(tid), None, Access::Thread(tid));
     }
 }
 
@@ -400,7 +446,7 @@ pub fn current() -> u32 {
 /// Parks the calling thread until unparked or `timeout_ns` passes; may return spuriously
 /// (the `spurious_wakeup` fault).
 pub fn park(timeout_ns: Option<u64>) {
-    preempt();
+    preempt(Access::Local);
     let (me, deadline, spurious) = with_world(|w| {
         let me = w.current_tid();
         let p = w.config.faults.spurious_wakeup;
@@ -412,13 +458,13 @@ pub fn park(timeout_ns: Option<u64>) {
     if token || spurious {
         return;
     }
-    block(Block::Park, deadline);
+    block(Block::Park, deadline, Access::Local);
     with_world(|w| w.threads[me as usize].park_token = false);
 }
 
 /// Unparks thread `tid` (or leaves it a token if it is not parked).
 pub fn unpark(tid: u32) {
-    preempt();
+    preempt(Access::Thread(tid));
     with_world(|w| {
         w.record(Op::Unpark, [i64::from(tid), -1], 0);
         if matches!(

@@ -46,12 +46,12 @@ pub fn explore(
     on_done: &(dyn Fn() + Sync),
 ) -> (Explored, Reached) {
     let start = Instant::now();
-    let failures = Mutex::new(Vec::new());
+    let tally = runner::Tally::default();
     let reached = Mutex::new(Reached::default());
     runner::for_each_seed(seeds, jobs, &|seed| {
         // The counters are this OS thread's: clear what an earlier world left.
         coverage::take();
-        runner::check_seed(scenario, seed, &failures);
+        runner::check_seed(scenario, seed, &tally);
         let counts = coverage::take();
         reached
             .lock()
@@ -60,7 +60,7 @@ pub fn explore(
         on_done();
     });
     (
-        runner::explored(seeds.len(), failures, start),
+        runner::explored(seeds.len(), tally, start),
         reached.into_inner().unwrap_or_else(|e| e.into_inner()),
     )
 }

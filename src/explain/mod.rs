@@ -437,8 +437,8 @@ impl RunArgs {
         };
         let options = crate::runner::SimOptions {
             keep_trace: true,
-            record_decisions: false,
             replay,
+            ..crate::runner::SimOptions::default()
         };
         let (result, mut report) = crate::runner::run_sim_report(scenario, seed, &options);
         let timeline = Timeline::new(&scenario.name, &result, &mut report);

@@ -191,6 +191,7 @@ impl Shrinker {
             keep_trace: true,
             record_decisions: true,
             replay,
+            ..SimOptions::default()
         };
         let (result, report) = run_sim_report(scenario, seed, &options);
         self.steps += result.steps;
@@ -250,7 +251,7 @@ pub fn shrink(scenario: &Scenario, seed: u64, budget: Budget) -> Result<Shrunk, 
     let options = SimOptions {
         keep_trace: true,
         record_decisions: true,
-        replay: None,
+        ..SimOptions::default()
     };
     // The environment the seed drew becomes part of the scenario, so every candidate runs in
     // it (at any seed) until a candidate takes a knob away.
@@ -404,6 +405,12 @@ pub fn scenario_toml(original_text: &str, shrunk: &Scenario) -> Result<String, S
     match spec.strategy {
         sim::sched::Strategy::RandomWalk => {
             sim.insert("strategy".into(), Value::String("random".into()));
+            if spec.switch_bias > 0.0 {
+                sim.insert("switch_bias".into(), Value::Float(spec.switch_bias));
+            }
+        }
+        sim::sched::Strategy::EveryCall => {
+            sim.insert("strategy".into(), Value::String("every-call".into()));
             if spec.switch_bias > 0.0 {
                 sim.insert("switch_bias".into(), Value::Float(spec.switch_bias));
             }

@@ -95,6 +95,7 @@ fn result(verdict: Verdict, diagnosis: &[&str]) -> RunResult {
         seed: 0,
         steps: 0,
         switches: 0,
+        decisions: 0,
         elapsed_ms: 0.0,
         heal_step: 0,
         trace_hash: 0,

@@ -18,6 +18,13 @@ pub struct Explored {
     pub failures: Vec<(u64, Verdict)>,
     /// Wall-clock seconds the exploration took.
     pub secs: f64,
+    /// Steps, thread switches and scheduling decisions (picks that drew from the schedule
+    /// stream) over all seeds.
+    pub steps: u64,
+    /// See `steps`.
+    pub switches: u64,
+    /// See `steps`.
+    pub decisions: u64,
 }
 
 impl Explored {
@@ -33,6 +40,17 @@ impl Explored {
             self.failures.len(),
             first,
             self.explored as f64 / self.secs.max(1e-9)
+        )
+    }
+
+    /// The schedule's cost per seed: `per_seed: steps=... switches=... decisions=...`.
+    pub fn per_seed(&self) -> String {
+        let per = |total: u64| total as f64 / self.explored.max(1) as f64;
+        format!(
+            "per_seed: steps={:.1} switches={:.1} decisions={:.1}",
+            per(self.steps),
+            per(self.switches),
+            per(self.decisions)
         )
     }
 }
@@ -52,12 +70,12 @@ pub fn explore(
     on_done: &(dyn Fn() + Sync),
 ) -> Explored {
     let start = Instant::now();
-    let failures = Mutex::new(Vec::new());
+    let tally = Tally::default();
     for_each_seed(seeds, jobs, &|seed| {
-        check_seed(scenario, seed, &failures);
+        check_seed(scenario, seed, &tally);
         on_done();
     });
-    explored(seeds.len(), failures, start)
+    explored(seeds.len(), tally, start)
 }
 
 /// Calls `visit` once per seed, spread over `jobs` OS threads; each thread runs one world at
@@ -75,15 +93,31 @@ pub(crate) fn for_each_seed(seeds: &[u64], jobs: usize, visit: &(dyn Fn(u64) + S
     });
 }
 
-/// Runs one seed, records its heap peak, and notes it in `failures` unless it passed.
-pub(crate) fn check_seed(scenario: &Scenario, seed: u64, failures: &Mutex<Vec<(u64, Verdict)>>) {
+/// What the seeds of an exploration found so far, shared by its OS threads.
+#[derive(Default)]
+pub(crate) struct Tally {
+    failures: Mutex<Vec<(u64, Verdict)>>,
+    steps: AtomicU64,
+    switches: AtomicU64,
+    decisions: AtomicU64,
+}
+
+/// Runs one seed, records its heap peak and its schedule's cost, and notes it in the tally's
+/// failures unless it passed.
+pub(crate) fn check_seed(scenario: &Scenario, seed: u64, tally: &Tally) {
     // One world runs on this thread at a time, so the thread's heap peak is the run's (zero
     // unless the binary installed the counting allocator).
     let mark = real::alloc::thread_mark();
     let result = run_sim(scenario, seed, false);
     real::alloc::record_run_peak(real::alloc::thread_peak_since(mark));
+    tally.steps.fetch_add(result.steps, Ordering::Relaxed);
+    tally.switches.fetch_add(result.switches, Ordering::Relaxed);
+    tally
+        .decisions
+        .fetch_add(result.decisions, Ordering::Relaxed);
     if result.verdict != Verdict::Pass {
-        failures
+        tally
+            .failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((seed, result.verdict));
@@ -92,16 +126,18 @@ pub(crate) fn check_seed(scenario: &Scenario, seed: u64, failures: &Mutex<Vec<(u
 
 /// The result of an exploration of `n_seeds` seeds that began at `start`, failures in seed
 /// order.
-pub(crate) fn explored(
-    n_seeds: usize,
-    failures: Mutex<Vec<(u64, Verdict)>>,
-    start: Instant,
-) -> Explored {
-    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+pub(crate) fn explored(n_seeds: usize, tally: Tally, start: Instant) -> Explored {
+    let mut failures = tally
+        .failures
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     failures.sort_by_key(|(seed, _)| *seed);
     Explored {
         explored: n_seeds as u64,
         failures,
         secs: start.elapsed().as_secs_f64(),
+        steps: tally.steps.into_inner(),
+        switches: tally.switches.into_inner(),
+        decisions: tally.decisions.into_inner(),
     }
 }

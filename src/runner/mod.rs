@@ -3,11 +3,13 @@
 
 pub(crate) mod diagnose;
 mod drive;
+mod exhaustive;
 mod explore;
 
 pub use diagnose::hazard_line;
 pub use drive::{drive, idle_steps, Driven, IDLE_WINDOW};
-pub(crate) use explore::{check_seed, explored, for_each_seed};
+pub use exhaustive::{environment, exhaustive, Completion, Exhausted, Limits};
+pub(crate) use explore::{check_seed, explored, for_each_seed, Tally};
 pub use explore::{explore, shard, Explored};
 
 use crate::os::{RealOs, SimOs};
@@ -41,6 +43,8 @@ pub struct RunResult {
     pub steps: u64,
     /// Thread switches (simulator).
     pub switches: u64,
+    /// Scheduling decisions: picks that drew from the schedule stream (simulator).
+    pub decisions: u64,
     /// Virtual (simulator) or wall (Linux) time the run took, in ms.
     pub elapsed_ms: f64,
     /// The step at which faults stopped and the schedule became fair.
@@ -103,6 +107,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
                 steps_hint: scenario.clients.steps_estimate().min(max_steps),
             },
             Strategy::RandomWalk => Strategy::RandomWalk,
+            Strategy::EveryCall => Strategy::EveryCall,
         },
         switch_bias: sim.switch_bias,
         max_steps,
@@ -136,6 +141,9 @@ pub struct SimOptions {
     pub record_decisions: bool,
     /// Replay this decision log instead of drawing decisions from the seed.
     pub replay: Option<sim::sched::Decisions>,
+    /// Follow this schedule of the exhaustive search; its calls cost no virtual time and
+    /// faults never heal (see `runner::exhaustive`).
+    pub schedule: Option<sim::sched::Schedule>,
 }
 
 /// Runs `scenario` in the simulator at `seed` as [`run_sim`] does, and also returns the
@@ -152,6 +160,11 @@ pub fn run_sim_report(
     let mut config = world_config(scenario, seed, keep_trace);
     config.record_decisions = options.record_decisions;
     config.replay = options.replay.clone();
+    if options.schedule.is_some() {
+        config.schedule = options.schedule.clone();
+        config.call_cost_ns = 0;
+        config.heal_at_step = None;
+    }
     let heal_step = config.heal_at_step.unwrap_or(0);
     let progress = Arc::new(Progress::new());
     let driven: Rc<RefCell<Option<Driven>>> = Rc::new(RefCell::new(None));
@@ -229,6 +242,11 @@ pub(crate) fn judge(
             }
         }
         Outcome::Finished => finished(report),
+        // Only the exhaustive search cuts runs short, and it does not judge those.
+        Outcome::Pruned => (
+            Verdict::Inconclusive,
+            vec!["the exhaustive search cut the run short (an order it already ran)".to_string()],
+        ),
     }
 }
 
@@ -315,6 +333,7 @@ pub(crate) fn result_of(
         seed,
         steps: report.steps,
         switches: report.switches,
+        decisions: report.decisions_drawn,
         elapsed_ms: report.now_ns as f64 / 1e6,
         heal_step,
         trace_hash: report.trace.hash(),
@@ -444,6 +463,7 @@ pub(crate) fn real_result(verdict: Verdict, diagnosis: Vec<String>, start: Insta
         seed: 0,
         steps: 0,
         switches: 0,
+        decisions: 0,
         elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
         heal_step: 0,
         trace_hash: 0,

@@ -371,6 +371,7 @@ impl SimSpec {
             Knob::FdLimit => self.fd_limit.to_string(),
             Knob::Strategy => match self.strategy {
                 sim::sched::Strategy::RandomWalk => "random".to_string(),
+                sim::sched::Strategy::EveryCall => "every-call".to_string(),
                 sim::sched::Strategy::Pct { depth, .. } => format!("pct({depth})"),
             },
             Knob::SwitchBias => format!("{:.2}", self.switch_bias),

@@ -512,29 +512,43 @@ impl Checker<'_> {
             }
         };
         let depth = self.int(&raw.pct_depth, "sim.pct_depth", 1..=10, 3)? as u32;
-        let strategy = self.choice(
+        /// The strategies a file can name.
+        #[derive(Copy, Clone, PartialEq)]
+        enum Named {
+            Random,
+            EveryCall,
+            Pct,
+        }
+        let named = self.choice(
             &raw.strategy,
             "sim.strategy",
-            &[("random", false), ("pct", true)],
-            false,
+            &[
+                ("random", Named::Random),
+                ("every-call", Named::EveryCall),
+                ("pct", Named::Pct),
+            ],
+            Named::Random,
         )?;
         // `pct_depth` alone means PCT: a depth says which strategy is meant.
-        if let (Some(depth), false, true) = (&raw.pct_depth, strategy, raw.strategy.is_some()) {
+        if let (Some(depth), true) = (
+            &raw.pct_depth,
+            raw.strategy.is_some() && named != Named::Pct,
+        ) {
             return Err(self.error(
                 depth.span(),
                 "sim.pct_depth",
                 "applies only to strategy = \"pct\"".to_string(),
             ));
         }
-        let strategy = if strategy || raw.pct_depth.is_some() {
+        let strategy = match named {
             // The hint is the run's expected length, which depends on the workload; the
             // runner fills it in (`runner::world_config`).
-            Strategy::Pct {
+            _ if named == Named::Pct || raw.pct_depth.is_some() => Strategy::Pct {
                 depth,
                 steps_hint: 0,
-            }
-        } else {
-            Strategy::RandomWalk
+            },
+            Named::EveryCall => Strategy::EveryCall,
+            _ => Strategy::RandomWalk,
         };
         let no_faults = RawFaults::default();
         let f = raw.faults.as_ref().unwrap_or(&no_faults);
@@ -564,7 +578,8 @@ impl Checker<'_> {
             return Err(self.error(
                 value.span(),
                 "sim.switch_bias",
-                "applies only to strategy = \"random\" (PCT picks by priority)".to_string(),
+                "applies only to strategy = \"random\" or \"every-call\" (PCT picks by priority)"
+                    .to_string(),
             ));
         }
         const BUF_BYTES_MAX: i64 = 64 * 1024 * 1024;

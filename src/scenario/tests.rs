@@ -278,6 +278,18 @@ fn a_pct_depth_pins_pct_and_contradictions_are_refused() {
     );
     check_error(
         "name = \"x\"\n[sim]\nstrategy = \"pct\"\nswitch_bias = 0.5\n",
-        "bad.toml:4: key `sim.switch_bias`: applies only to strategy = \"random\" (PCT picks by priority)",
+        "bad.toml:4: key `sim.switch_bias`: applies only to strategy = \"random\" or \"every-call\" (PCT picks by priority)",
     );
+    check_error(
+        "name = \"x\"\n[sim]\nstrategy = \"every-call\"\npct_depth = 2\n",
+        "bad.toml:4: key `sim.pct_depth`: applies only to strategy = \"pct\"",
+    );
+    let every = parse(
+        "ok.toml",
+        "name = \"x\"\n[sim]\nstrategy = \"every-call\"\n",
+    )
+    .expect("valid");
+    assert_eq!(every.sim.strategy, sim::sched::Strategy::EveryCall);
+    let random = parse("ok.toml", "name = \"x\"\n[sim]\nstrategy = \"random\"\n").expect("valid");
+    assert_eq!(random.sim.strategy, sim::sched::Strategy::RandomWalk);
 }

@@ -131,11 +131,12 @@ fn sim(out: &mut String, scenario: &Scenario) {
             }
             Knob::Strategy => match s.strategy {
                 Strategy::RandomWalk => out.push_str("strategy = \"random\"\n"),
+                Strategy::EveryCall => out.push_str("strategy = \"every-call\"\n"),
                 Strategy::Pct { depth, .. } => {
                     let _ = writeln!(out, "strategy = \"pct\"\npct_depth = {depth}");
                 }
             },
-            Knob::SwitchBias if matches!(s.strategy, Strategy::RandomWalk) => {
+            Knob::SwitchBias if !matches!(s.strategy, Strategy::Pct { .. }) => {
                 let _ = writeln!(out, "switch_bias = {:?}", s.switch_bias);
             }
             _ => {}

@@ -12,6 +12,7 @@ mod mio_facade;
 mod netpoll;
 mod properties;
 mod real_os;
+mod reduction;
 mod scenarios;
 mod server_real;
 mod snap;

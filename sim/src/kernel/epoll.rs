@@ -227,6 +227,7 @@ impl Kernel {
     /// `ep_insert`: hook the item on the target's wait queue, poll it at once, and queue it
     /// if it is ready.
     fn ep_insert(&mut self, ep: u32, target: u32, fd: i32, events: u32, data: u64) {
+        self.structure_changed();
         let item = Item {
             file: target,
             fd,
@@ -303,6 +304,7 @@ impl Kernel {
 
     /// Frees an item slot; the caller has unhooked it from its target.
     pub(super) fn ep_item_drop(&mut self, ep: u32, item: u32) {
+        self.structure_changed();
         let e = self.ep_mut(ep);
         let it = &mut e.items[item as usize];
         debug_assert!(it.live);
@@ -318,6 +320,7 @@ impl Kernel {
 
     /// The epoll file's last descriptor closed: every item leaves its target's wait queue.
     pub(super) fn ep_release(&mut self, ep: u32) {
+        self.structure_changed();
         let items: Vec<(u32, u32)> = self
             .ep(ep)
             .items

@@ -54,6 +54,7 @@ impl Kernel {
             strict_mask: 0,
             serial: self.file_serial_next,
         };
+        self.structure_changed();
         self.file_serial_next += 1;
         let id = match self.free_files.pop() {
             Some(id) => {
@@ -142,6 +143,7 @@ impl Kernel {
 
     pub(super) fn fd_close(&mut self, fd: i32) -> KResult<()> {
         let file = self.fd_file(fd)?;
+        self.structure_changed();
         self.fds[fd as usize] = None;
         if fd as usize + 1 == self.fds.len() {
             // Keep the table short: trailing closed numbers are not remembered as free.

@@ -50,7 +50,7 @@ pub(super) struct Listener {
 /// The listeners bound to one port.
 #[derive(Debug, Default)]
 pub(super) struct PortGroup {
-    listeners: Vec<u32>,
+    pub(super) listeners: Vec<u32>,
     reuse_port: bool,
 }
 
@@ -223,6 +223,7 @@ impl Kernel {
     /// The handshake completes: a server-side socket joins the accept queue and the
     /// listener's `sk_data_ready` fires.
     fn establish(&mut self, l: u32, client: u32) {
+        self.structure_changed();
         let listener = self.listener(l);
         let server_addr = match listener.addr.ip().is_unspecified() {
             true => SocketAddr::new(self.sock(client).remote.ip(), listener.addr.port()),
@@ -284,6 +285,7 @@ impl Kernel {
                 .pop_front()
                 .expect("non-empty");
             self.sock_mut(child).listener = None;
+            self.structure_changed();
             self.sock_mut(child).dead = true;
             self.tcp_send_reset(child);
             self.admit_waiting(l);
@@ -301,6 +303,7 @@ impl Kernel {
             .pop_front()
             .expect("non-empty");
         self.sock_mut(child).listener = None;
+        self.structure_changed();
         if self.chance(self.cfg.faults.accept_reset) {
             // The peer's RST reached the child while it sat in the accept queue. Linux does
             // not unlink such a child: `tcp_reset` moves it to TCP_CLOSE with `sk_err` set,
@@ -317,6 +320,7 @@ impl Kernel {
 
     /// Drops `s` from the listener's queues (a pending client gave up, or was reset).
     pub(super) fn listener_forget(&mut self, l: u32, s: u32) {
+        self.structure_changed();
         let Some(listener) = self.listeners[l as usize].as_mut() else {
             return;
         };
@@ -327,6 +331,7 @@ impl Kernel {
     /// Stops listening: queued connections are reset (`inet_csk_listen_stop`), waiting SYNs
     /// are refused, and the port is released.
     fn listener_stop(&mut self, l: u32) {
+        self.structure_changed();
         let port = self.listener(l).addr.port();
         if let Some(group) = self.ports.get_mut(&port) {
             group.listeners.retain(|&x| x != l);

@@ -16,6 +16,8 @@
 //! - `net`: segments in flight, kernel timers, the random stream and the faults.
 //! - `introspect`: read-only views for the checkers (`open_fds`, `epoll_items`, ...).
 //! - `coverage`: counters of the ET corner cases a run went through.
+//! - `dependence`: which calls commute (the footprint of a call), for the scheduler's
+//!   reduction and the exhaustive search.
 //!
 //! Known departures from Linux (each also noted where it is modelled):
 //! - After a TCP fill stalls, Linux grows the send buffer and lets more bytes in some 40 ms
@@ -32,6 +34,7 @@
 //!   differential property keeps below it, tests/it/differential.rs).
 
 pub mod coverage;
+mod dependence;
 mod epoll;
 mod eventfd;
 mod fdtable;
@@ -50,6 +53,8 @@ use std::net::SocketAddr;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
+pub(crate) use dependence::{number_objects_anew, KINDS};
+pub use dependence::{object_id, Footprint, KernelCall};
 pub use introspect::{EpollItemInfo, FdInfo, FdKind, SockFlags};
 
 use epoll::Ep;
@@ -230,6 +235,12 @@ pub struct Kernel {
     buffer_pool: Vec<Vec<u8>>,
     /// The ready list spliced out during an `epoll_poll` scan (kept to reuse its capacity).
     scratch_ready: VecDeque<u32>,
+    /// Bumped whenever descriptors, files, epoll items, socket pairs or listener queues
+    /// change: what a call's footprint is resolved from (see `dependence`).
+    structure_epoch: u64,
+    /// Per open file description: the footprint of a call on it, and the structure epoch it
+    /// was resolved at.
+    footprint_cache: Vec<(u64, Footprint)>,
     /// The read being made was cut short by the fault: its file gets the rest's wakeup.
     short_read_fired: bool,
 }
@@ -285,6 +296,8 @@ impl Kernel {
             segment_serial_next: 0,
             buffer_pool: Vec::new(),
             scratch_ready: VecDeque::new(),
+            structure_epoch: 1,
+            footprint_cache: Vec::new(),
             short_read_fired: false,
         }
     }
@@ -343,7 +356,16 @@ impl Kernel {
     }
     /// Threads woken since the last call, in wakeup order.
     pub fn take_woken(&mut self, into: &mut Vec<u32>) {
-        into.append(&mut self.woken);
+        if into.is_empty() {
+            // Most calls wake nobody, and a swap keeps both buffers' capacity.
+            std::mem::swap(into, &mut self.woken);
+        } else {
+            into.append(&mut self.woken);
+        }
+    }
+    /// Whether epoll woke a thread since the last `take_woken`.
+    pub fn woke_any(&self) -> bool {
+        !self.woken.is_empty()
     }
     /// `socket`, `bind`, `listen` on `addr` (port 0 picks a free port deterministically).
     pub fn listen(&mut self, addr: SocketAddr, backlog: u32, reuse_port: bool) -> KResult<i32> {

@@ -60,6 +60,15 @@ impl Kernel {
         self.pipes[p as usize].as_ref().expect("live pipe")
     }
 
+    /// The open file descriptions of the pipe's ends that are still open.
+    pub(super) fn pipe_files(&self, p: u32) -> (Option<u32>, Option<u32>) {
+        let pipe = self.pipe_ref(p);
+        (
+            pipe.reader_open.then_some(pipe.read_file),
+            pipe.writer_open.then_some(pipe.write_file),
+        )
+    }
+
     pub(super) fn pipe_mut(&mut self, p: u32) -> &mut Pipe {
         self.pipes[p as usize].as_mut().expect("live pipe")
     }

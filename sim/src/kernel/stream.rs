@@ -137,7 +137,7 @@ pub(super) struct Sock {
     /// TCP: our FIN was acknowledged (until then SIOCOUTQ counts it as one byte).
     fin_acked: bool,
     /// TCP: the peer's FIN arrived and its ACK waits for a timer or for our next segment.
-    ack_pending: bool,
+    pub(super) ack_pending: bool,
     /// Unix: truesize of this socket's skbs still in the peer's receive queue.
     pub(super) wmem: usize,
     /// `SOCK_NOSPACE`: a write or a poll found no room; the next write-space event wakes.
@@ -167,6 +167,15 @@ impl Sock {
             }
             Proto::Unix => (self.wmem + 1) * 4 <= self.snd_cap,
         }
+    }
+
+    /// Whether a window update from the peer would make this socket send something: queued
+    /// bytes, a FIN, a window it owes the peer, or the ACK of the peer's FIN.
+    pub(super) fn may_transmit(&self) -> bool {
+        !self.snd.is_empty()
+            || (self.fin_pending && !self.fin_sent)
+            || self.unadvertised_read_bytes > 0
+            || self.ack_pending
     }
 
     /// Takes the pending error (`sock_error`).
@@ -221,6 +230,7 @@ impl Kernel {
 
     /// A new socket, connected to nothing yet.
     pub(super) fn sock_new(&mut self, proto: Proto, local: SocketAddr, remote: SocketAddr) -> u32 {
+        self.structure_changed();
         let (rcv_cap, snd_cap) = match proto {
             Proto::Tcp => (self.cfg.tcp_rcvbuf_bytes, self.cfg.tcp_sndbuf_bytes),
             Proto::Unix => (usize::MAX, self.cfg.unix_sndbuf_bytes),
@@ -273,6 +283,7 @@ impl Kernel {
     /// Frees a socket slot. Its peer, if any, keeps a stale reference that no longer
     /// resolves (the connection's other half is "gone").
     pub(super) fn sock_free(&mut self, s: u32) {
+        self.structure_changed();
         let sock = self.sock_mut(s);
         sock.live = false;
         sock.rcv = VecDeque::new();
@@ -762,6 +773,9 @@ impl Kernel {
                     // ESTABLISHED -> CLOSE_WAIT: the ACK waits (delayed ACK), unless our own
                     // data or FIN carries it first.
                     t.ack_pending = true;
+                    // The socket's next segment now acknowledges the peer's FIN, which wakes
+                    // the peer: its calls reach the peer's instances (`dependence`).
+                    self.structure_changed();
                     let due_ns = self.now_ns + FIN_ACK_DELAY_NS;
                     self.schedule(
                         due_ns,
@@ -789,6 +803,7 @@ impl Kernel {
                     if !pending {
                         return;
                     }
+                    self.structure_changed();
                 }
                 self.tcp_fin_acked(to);
             }
@@ -821,6 +836,7 @@ impl Kernel {
     /// ACK (its effect is applied at once, ahead of the segment's own delivery).
     fn tcp_flush_ack(&mut self, s: u32) {
         if std::mem::take(&mut self.sock_mut(s).ack_pending) {
+            self.structure_changed();
             if let Some(peer) = self.sock(s).peer {
                 self.tcp_fin_acked(peer);
             }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::{Config, EdgeModel, Faults, Kernel};
 
+mod dependence;
 mod facts;
 mod model;
 

@@ -6,6 +6,7 @@
 //! when it blocks, or when it ends. It picks its successor itself and hands it over in the
 //! value it yields ([`Handoff`]), so on most turns the host only has to resume it.
 
+use super::access::Access;
 use super::world::{install, uninstall, with_world, Block, ThreadInfo, ThreadState, Wake, World};
 use super::{Record, Trace, WorldConfig};
 use corosensei::stack::DefaultStack;
@@ -23,6 +24,9 @@ pub enum Outcome {
     Deadlock,
     /// The step budget ran out while threads could still run.
     MaxSteps,
+    /// The exhaustive search stopped the run: each thread that could run next would only
+    /// repeat an order already run (or needs a preemption beyond the bound).
+    Pruned,
     /// A thread made the same failing call [`BUSY_RETRIES_MAX`](super::BUSY_RETRIES_MAX) times in a row without
     /// blocking in between: a busy retry loop (accept after EMFILE retried at once, say).
     BusyRetry {
@@ -68,6 +72,11 @@ pub struct Report {
     pub shared_wakeups: Vec<super::SharedWakeup>,
     /// The decisions the run took, when it recorded or replayed them.
     pub decisions: Option<super::Decisions>,
+    /// Picks that drew from the schedule stream (decisions among two threads or more).
+    pub decisions_drawn: u64,
+    /// The schedule of the exhaustive search the run followed, with the choice points it
+    /// went through.
+    pub schedule: Option<super::Schedule>,
 }
 
 type Thread = Coroutine<(), Handoff, ()>;
@@ -125,6 +134,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     install(World::new(config));
     with_world(|w| {
         w.spawn("main", Box::new(main));
+        w.stop_waiting(0);
         w.next = Some(0);
     });
     let mut coroutines: Vec<Option<Thread>> = Vec::new();
@@ -148,7 +158,11 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
                     if !w.pending_spawn.is_empty() {
                         std::mem::swap(&mut w.pending_spawn, &mut pending);
                     }
-                    let next = w.next.take().or_else(|| w.pick_next());
+                    let next = w.next.take().or_else(|| w.pick_next(None));
+                    if let Some(outcome) = w.stop.take() {
+                        // The exhaustive search pruned the run at this very pick.
+                        return Err(outcome);
+                    }
                     if next.is_some() {
                         w.current = next;
                     }
@@ -210,7 +224,7 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
     // one OS thread for good).
     let holders_first = with_world(|w| {
         let mut order: Vec<usize> = (0..coroutines.len()).collect();
-        order.sort_by_key(|&tid| w.threads[tid].locks_held == 0);
+        order.sort_by_key(|&tid| w.threads[tid].locks_held.is_empty());
         order
     });
     for tid in holders_first {
@@ -244,6 +258,8 @@ pub fn run<F: FnOnce() + 'static>(config: WorldConfig, main: F) -> Report {
         hazards,
         shared_wakeups,
         decisions: world.decider.take().map(|decider| decider.taken),
+        decisions_drawn: world.picker.decisions,
+        schedule: world.schedule.take().map(|schedule| *schedule),
     }
 }
 
@@ -312,37 +328,35 @@ fn suspend(handoff: Handoff) {
     YIELDER.with(|y| y.set(yielder));
 }
 
-/// A preemption point: lets the strategy switch to another thread, then counts a step for
-/// the call about to run. The step is counted after the switch, so that step numbers follow
-/// the order in which calls take effect and each call has its own.
-pub(crate) fn preempt() {
-    preempt_then(|_| ());
+/// A preemption point before `access`: lets the strategy switch to another thread, then
+/// counts a step for the call about to run. The step is counted after the switch, so that
+/// step numbers follow the order in which calls take effect and each call has its own.
+pub(crate) fn preempt(access: Access) {
+    preempt_then(access, |_| ());
 }
 
-/// [`preempt`], then `call` on the world as the step's call. Counting the step and making
-/// the call share one visit to the world: a call is a handful of visits, and each costs.
-pub(crate) fn preempt_then<R>(call: impl FnOnce(&mut World) -> R) -> R {
-    let handoff = with_world(|w| {
-        if w.tearing_down {
-            return None;
-        }
-        let me = w.current;
-        let next = w.pick_next();
-        (next != me).then(|| w.hand_off(next))
-    });
-    if let Some(handoff) = handoff {
-        suspend(handoff);
-    }
+/// [`preempt`], then `call` on the world as the step's call. When the strategy keeps the
+/// running thread, as the reduced walk mostly does, the pick, the step and the call share one
+/// visit to the world: a call is a handful of visits, and each costs.
+pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R) -> R {
     let mut call = Some(call);
-    let made = with_world(|w| {
+    let stayed = with_world(|w| {
         if !w.tearing_down {
-            w.tick();
-            if w.stop.is_some() {
-                return None;
+            let me = w.current;
+            let next = w.pick_next(Some(access));
+            if next != me {
+                return Err(w.hand_off(next));
             }
         }
-        call.take().map(|call| call(w))
+        Ok(step_and_call(w, access, &mut call))
     });
+    let made = match stayed {
+        Ok(made) => made,
+        Err(handoff) => {
+            suspend(handoff);
+            with_world(|w| step_and_call(w, access, &mut call))
+        }
+    };
     if let Some(result) = made {
         return result;
     }
@@ -352,8 +366,24 @@ pub(crate) fn preempt_then<R>(call: impl FnOnce(&mut World) -> R) -> R {
     with_world(|w| (call.take().expect("the call has not been made"))(w))
 }
 
-/// Blocks the current thread on `block` until it is woken or `deadline` (virtual ns) passes.
-pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
+/// Counts the step of `access` and makes the call, unless the run must stop first.
+fn step_and_call<R>(
+    w: &mut World,
+    access: Access,
+    call: &mut Option<impl FnOnce(&mut World) -> R>,
+) -> Option<R> {
+    if !w.tearing_down {
+        w.tick(access);
+        if w.stop.is_some() {
+            return None;
+        }
+    }
+    call.take().map(|call| call(w))
+}
+
+/// Blocks the current thread on `block` until it is woken or `deadline` (virtual ns) passes;
+/// `resume` is the call it makes when it comes back.
+pub(crate) fn block(block: Block, deadline: Option<u64>, resume: Access) -> Wake {
     let handoff = with_world(|w| {
         if w.tearing_down {
             return None;
@@ -366,7 +396,8 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
             block,
         });
         w.set_blocked(me, block, deadline);
-        let next = w.pick_next();
+        w.threads[me as usize].pending = resume;
+        let next = w.pick_next(None);
         Some(w.hand_off(next))
     });
     let Some(handoff) = handoff else {
@@ -378,7 +409,7 @@ pub(crate) fn block(block: Block, deadline: Option<u64>) -> Wake {
         debug_assert_eq!(w.threads[me as usize].state, ThreadState::Runnable);
         // Coming back is a step of its own, so the call's result gets its own number.
         if !w.tearing_down {
-            w.tick();
+            w.tick(resume);
         }
         (w.threads[me as usize].wake, w.stop.is_some())
     });

@@ -11,8 +11,11 @@
 //! `Sync` without locks, and one OS thread can run one world at a time (`explore --jobs N`
 //! runs N worlds on N OS threads).
 
+mod access;
 mod decisions;
+mod exhaustive;
 mod host;
+mod interest;
 mod observe;
 mod seed;
 mod strategy;
@@ -20,6 +23,7 @@ mod trace;
 mod world;
 
 pub use decisions::Decisions;
+pub use exhaustive::{Schedule, Search, SearchEnd};
 pub use host::{run, Outcome, Report};
 pub use observe::{Hazard, SharedWakeup};
 pub use seed::derive_seed;
@@ -30,6 +34,7 @@ pub use world::{
     in_world, virtual_now_ns, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig,
 };
 
+pub(crate) use access::Access;
 pub(crate) use host::{block, preempt, preempt_then};
 pub(crate) use world::{with_world, Wake, World};
 

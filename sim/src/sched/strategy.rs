@@ -1,9 +1,22 @@
 //! Scheduling strategies: which runnable thread runs after a preemption point.
 //!
-//! A uniform random walk explores broadly; PCT (probabilistic concurrency testing, Burckhardt
-//! et al. 2010) runs the highest-priority thread and lowers the running thread's priority at
-//! `depth - 1` randomly chosen steps, which finds an ordering bug of depth `d` among `n`
-//! threads and `k` steps with probability at least `1 / (n * k^(d-1))` per run.
+//! - The **random walk** (the default) spends a decision only where order can matter: at a
+//!   preemption point it keeps the running thread unless another runnable thread's next call
+//!   is dependent on the call about to run or on the one just made (`kernel::dependence`),
+//!   and then draws among those threads. So that no order is lost, it also preempts at
+//!   random points whatever the dependence, after a geometric countdown with one draw per
+//!   preemption and none per step, to a thread drawn among all runnable ones: every schedule
+//!   the every-call walk can produce keeps a positive probability (ARCHITECTURE.md, "The
+//!   reduced random walk").
+//! - **Every call** is the walk as it was before the reduction: a uniform draw at every
+//!   preemption point.
+//! - **PCT** (probabilistic concurrency testing, Burckhardt et al. 2010) runs the
+//!   highest-priority thread and lowers the running thread's priority at `depth - 1` randomly
+//!   chosen steps, which finds an ordering bug of depth `d` among `n` threads and `k` steps
+//!   with probability at least `1 / (n * k^(d-1))` per run. It draws nothing per step.
+//!
+//! When the running thread cannot go on (it blocked or ended), every strategy picks among all
+//! runnable threads: uniformly for the walks, by priority for PCT.
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::Rng;
@@ -11,9 +24,12 @@ use rand_core::Rng;
 /// How the scheduler picks the next thread.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Strategy {
-    /// At every preemption point, a uniformly drawn runnable thread runs next.
+    /// The reduced random walk: decisions where the next calls of two threads are dependent,
+    /// and random preemptions after a geometric countdown.
     #[default]
     RandomWalk,
+    /// At every preemption point, a uniformly drawn runnable thread runs next.
+    EveryCall,
     /// PCT with `depth - 1` priority change points drawn in `1..=steps_hint`.
     Pct {
         /// The bug depth aimed at (at least 1).
@@ -39,20 +55,50 @@ pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) < p
 }
 
+/// The reduced walk's random preemptions, unbiased: the mean number of preemption points
+/// with a choice between two of them. Each is one draw for the next countdown and one for
+/// the thread. Measured over 2,000 seeds of each catalogue flaw (ARCHITECTURE.md, "The
+/// reduced random walk"): at 32 the walk found `stale-token`, `emfile-spin` and
+/// `shared-no-oneshot` in markedly fewer seeds than the every-call walk (829 against 980
+/// of 2,000 for `stale-token`), at 4 within a few percent of it, and `wake-flag-race` and
+/// `out-once` more often at both; bench-echo then makes about a third of the every-call
+/// walk's decisions.
+pub(crate) const PREEMPT_MEAN_POINTS: f64 = 4.0;
+
+/// A geometric countdown of mean `mean` (at least 1): the number of choice points until the
+/// next random preemption, memoryless, so every point has the same chance of being the one.
+fn countdown(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
+    // 53 random bits give a uniform float in (0, 1]; inverting the geometric distribution's
+    // tail gives the count.
+    let unit = ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let fail = 1.0 - 1.0 / mean;
+    1 + (unit.ln() / fail.ln()) as u64
+}
+
+/// The reduced walk's mean countdown under `switch_bias`: a bias keeps the running thread
+/// longer between random preemptions too (0.5 doubles the mean, 0.95 multiplies it by 20).
+fn preempt_mean(switch_bias: f64) -> f64 {
+    PREEMPT_MEAN_POINTS / (1.0 - switch_bias.min(0.999))
+}
+
 /// The strategy's state during one run.
 #[derive(Debug)]
 pub(crate) struct Picker {
     strategy: Strategy,
-    /// Random walk: the probability that a preemption point keeps the running thread. Zero
-    /// is the uniform walk; a high bias lets one thread run long stretches between
-    /// switches, which reaches states a uniform walk rarely does (a loop that gets through
-    /// a whole batch of events before a peer runs).
+    /// The walks: the probability that a decision keeps the running thread. Zero is the
+    /// uniform walk; a high bias lets one thread run long stretches between switches, which
+    /// reaches states a uniform walk rarely does (a loop that gets through a whole batch of
+    /// events before a peer runs).
     switch_bias: f64,
     /// PCT priority per thread id; higher runs first.
     priorities: Vec<u64>,
     /// PCT change points, ascending.
     change_points: Vec<u64>,
     next_change_idx: usize,
+    /// The reduced walk: choice points left before the next random preemption.
+    countdown: u64,
+    /// Picks that drew from the schedule stream.
+    pub(crate) decisions: u64,
 }
 
 impl Picker {
@@ -64,13 +110,24 @@ impl Picker {
             }
             change_points.sort_unstable();
         }
+        let countdown = match strategy {
+            Strategy::RandomWalk => countdown(rng, preempt_mean(switch_bias)),
+            _ => 0,
+        };
         Picker {
             strategy,
             switch_bias,
             priorities: Vec::new(),
             change_points,
             next_change_idx: 0,
+            countdown,
+            decisions: 0,
         }
+    }
+
+    /// Whether this is the reduced walk, whose decisions depend on what threads do next.
+    pub(crate) fn reduced(&self) -> bool {
+        self.strategy == Strategy::RandomWalk
     }
 
     /// Gives a new thread its initial priority.
@@ -83,14 +140,52 @@ impl Picker {
         }
     }
 
-    /// Switches to a random walk (the fair phase after faults heal).
-    pub(crate) fn make_fair(&mut self) {
-        self.strategy = Strategy::RandomWalk;
+    /// Ends PCT's unfair priorities (the fair phase after faults heal): PCT becomes the
+    /// reduced walk, and a walk loses its bias.
+    pub(crate) fn make_fair(&mut self, rng: &mut ChaCha8Rng) {
         self.switch_bias = 0.0;
+        if matches!(self.strategy, Strategy::Pct { .. }) {
+            self.strategy = Strategy::RandomWalk;
+            self.countdown = countdown(rng, preempt_mean(0.0));
+        }
     }
 
-    /// The thread to run at `step`, among `runnable` (never empty), `current` being the
-    /// thread that reached the preemption point (it may or may not be runnable).
+    /// The reduced walk at a preemption point where another thread could run: whether the
+    /// countdown ran out here (then a thread drawn among the others runs next).
+    pub(crate) fn preempts(&mut self, rng: &mut ChaCha8Rng) -> bool {
+        self.countdown -= 1;
+        if self.countdown > 0 {
+            return false;
+        }
+        self.countdown = countdown(rng, preempt_mean(self.switch_bias));
+        true
+    }
+
+    /// The reduced walk's decision among `current` and the `others` whose next call is
+    /// dependent: the bias keeps `current`, else a uniform draw among all of them.
+    pub(crate) fn decide(&mut self, current: u32, others: &[u32], rng: &mut ChaCha8Rng) -> u32 {
+        self.decisions += 1;
+        if chance(rng, self.switch_bias) {
+            return current;
+        }
+        match below(rng, others.len() + 1) {
+            0 => current,
+            i => others[i - 1],
+        }
+    }
+
+    /// A uniform draw among `runnable` (never empty); no draw when only one can run.
+    pub(crate) fn uniform(&mut self, runnable: &[u32], rng: &mut ChaCha8Rng) -> u32 {
+        if runnable.len() == 1 {
+            return runnable[0];
+        }
+        self.decisions += 1;
+        runnable[below(rng, runnable.len())]
+    }
+
+    /// Every call and PCT: the thread to run at `step`, among `runnable` (never empty),
+    /// `current` being the thread that reached the preemption point (it may or may not be
+    /// runnable).
     pub(crate) fn pick(
         &mut self,
         runnable: &[u32],
@@ -100,11 +195,17 @@ impl Picker {
     ) -> u32 {
         debug_assert!(!runnable.is_empty());
         match self.strategy {
-            Strategy::RandomWalk => match current {
+            Strategy::RandomWalk | Strategy::EveryCall => match current {
                 // `chance` draws nothing at zero bias, so the uniform walk's stream is
                 // the same as before the bias existed.
-                Some(tid) if runnable.contains(&tid) && chance(rng, self.switch_bias) => tid,
-                _ => runnable[below(rng, runnable.len())],
+                Some(tid) if runnable.contains(&tid) && chance(rng, self.switch_bias) => {
+                    self.decisions += 1;
+                    tid
+                }
+                _ => {
+                    self.decisions += 1;
+                    runnable[below(rng, runnable.len())]
+                }
             },
             Strategy::Pct { .. } => {
                 while self.next_change_idx < self.change_points.len()
