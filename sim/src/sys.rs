@@ -421,8 +421,13 @@ pub fn spawn(name: &str, body: Box<dyn FnOnce()>) -> u32 {
 }
 
 /// Waits for thread `tid` to end; `Err` carries its panic message.
+///
+/// Its preemption point and its return touch only the caller's own state: a join made
+/// before one of `tid`'s calls blocks, and one made after it either blocks too or (after
+/// `tid`'s last) returns at once; either way the caller goes on past it once `tid` ended,
+/// with the same result, so the order of a join and `tid`'s calls is not a choice.
 pub fn join(tid: u32) -> Result<(), String> {
-    preempt(Access::Thread(tid));
+    preempt(Access::Local);
     loop {
         let result = with_world(|w| {
             w.threads[tid as usize].result.clone().or_else(|| {
@@ -434,7 +439,7 @@ pub fn join(tid: u32) -> Result<(), String> {
             with_world(|w| w.record(Op::Join, [i64::from(tid), -1], 0));
             return result;
         }
-        block(Block::Join(tid), None, Access::Thread(tid));
+        block(Block::Join(tid), None, Access::Local);
     }
 }
 

@@ -5,6 +5,7 @@ mod conform;
 mod determinism;
 mod differential;
 mod evaluate;
+mod exhaustive;
 mod explain;
 mod hostile;
 mod load;

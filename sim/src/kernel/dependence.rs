@@ -19,7 +19,7 @@
 //! | the port table | `listen`, `connect` |
 //! | a lock, an atomic | acquiring the lock; accessing the atomic (loads only read) |
 //! | the thread table | `spawn` (thread ids are handed out in order) |
-//! | a thread | `join` of it and `unpark` of it are dependent with every call of that thread |
+//! | a thread | `unpark` of it is dependent with every call of that thread (`join` touches only the caller: it blocks until the thread ended, whatever the order, see `sys::join`) |
 //!
 //! `sleep`, a thread's first call after it was spawned, and its first call after a sleep are
 //! `any`: their next call is not known, or they read the step counter (`sys::steps`).
@@ -112,7 +112,7 @@ pub struct Footprint {
     keys: [u32; KEYS_MAX],
     len: u8,
     any: bool,
-    /// The thread whose every call this one is dependent with (`join`, `unpark`), or
+    /// The thread whose every call this one is dependent with (`unpark`), or
     /// `u32::MAX`.
     thread: u32,
 }
@@ -154,7 +154,7 @@ impl Footprint {
     }
 
     /// The footprint of a call that is dependent with every call of thread `tid` and
-    /// touches nothing else (`join`, `unpark`; `park` names its own thread).
+    /// touches nothing else (`unpark`; `park` names its own thread).
     pub fn thread(tid: u32) -> Footprint {
         Footprint {
             thread: tid,

@@ -11,7 +11,7 @@ pub(crate) enum Access {
     /// the step counter next, which every step moves). Dependent with everything.
     Any,
     /// Touches only the thread's own state (`park` and its return, a new thread's first
-    /// step). Dependent only with calls that name the thread (`unpark`, `join`).
+    /// step, `join` and its return). Dependent only with calls that name the thread (`unpark`).
     Local,
     /// A kernel call.
     Kernel(KernelCall),
@@ -26,7 +26,7 @@ pub(crate) enum Access {
     },
     /// `spawn`.
     Spawn,
-    /// A call dependent with every call of this thread (`join`, `unpark`).
+    /// A call dependent with every call of this thread (`unpark`).
     Thread(u32),
 }
 

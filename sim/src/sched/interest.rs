@@ -12,7 +12,7 @@ pub(crate) struct Interest {
     counts: [Vec<(u16, u16)>; KINDS],
     /// Waiting threads whose next call is dependent with everything.
     any: u32,
-    /// Per thread id: waiting threads whose next call names that thread (`join`, `unpark`).
+    /// Per thread id: waiting threads whose next call names that thread (`unpark`).
     named: Vec<u16>,
     /// Bumped at every thread that starts waiting: a conflict absent before may be there now.
     pub(crate) generation: u64,

@@ -188,6 +188,9 @@ pub(crate) struct World {
     /// The thread the host resumes next, chosen by the thread that suspended.
     pub(crate) next: Option<u32>,
     pub(crate) step: u64,
+    /// Half the step budget, where each thread's step count is noted (for the hog rule);
+    /// kept apart so that a step compares instead of dividing.
+    half_steps: u64,
     pub(crate) now_ns: u64,
     /// Virtual time skipped while no thread could run (timers, sleeps, deliveries).
     pub(crate) idle_ns: u64,
@@ -298,6 +301,7 @@ impl World {
             current: None,
             next: None,
             step: 0,
+            half_steps: config.max_steps / 2,
             now_ns: 0,
             idle_ns: 0,
             deadline_min_ns: u64::MAX,
@@ -671,7 +675,7 @@ impl World {
             // passed meanwhile wake up, or a busy loop would starve every timer.
             self.expire_deadlines();
         }
-        if self.step == self.config.max_steps / 2 {
+        if self.step == self.half_steps {
             for thread in &mut self.threads {
                 thread.steps_at_half = Some(thread.steps);
             }

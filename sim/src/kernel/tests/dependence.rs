@@ -394,7 +394,7 @@ fn locks_atomics_threads_and_unknown_calls() {
             true,
         ),
         (
-            "join of a thread, its call",
+            "unpark of a thread, its call",
             Footprint::thread(B),
             A,
             Footprint::atomic(3, true),
@@ -402,7 +402,7 @@ fn locks_atomics_threads_and_unknown_calls() {
             true,
         ),
         (
-            "join of a thread, another's call",
+            "unpark of a thread, another's call",
             Footprint::thread(3),
             A,
             Footprint::atomic(3, true),
