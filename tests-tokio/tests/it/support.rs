@@ -118,6 +118,13 @@ impl Conn {
         ))
     }
 
+    /// Shuts down the writing half: the peer reads end of file.
+    pub fn shutdown_write(&mut self) -> Result<(), String> {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))
+    }
+
     /// Reads until the peer closes (`Some(n)`: until `n` bytes came) and returns the bytes.
     pub fn read(&mut self, until_bytes: Option<usize>) -> Result<Vec<u8>, String> {
         let mut got = Vec::new();
