@@ -204,16 +204,17 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
 }
 
 /// About how many steps a loop that never waits takes while the clients wait for every
-/// worker job, one after another on each worker: a step of a busy loop costs a microsecond
-/// of virtual time (the simulator's clock moves by at least that per call).
+/// worker job, one after another on each worker: every call of a busy loop moves the
+/// virtual clock by the world's call cost.
 fn job_steps(scenario: &Scenario) -> u64 {
     let config = &scenario.server.config;
     if config.workers == 0 {
         return 0;
     }
     let jobs = (scenario.clients.count * scenario.clients.messages) as u64;
-    let job_us = config.job_duration.as_micros() as u64;
-    jobs * job_us / config.workers as u64
+    let job_ns = config.job_duration.as_nanos() as u64;
+    let call_cost_ns = sim::sched::WorldConfig::default().call_cost_ns.max(1);
+    jobs * job_ns / call_cost_ns / config.workers as u64
 }
 
 /// What the evaluation runs.
