@@ -1,7 +1,7 @@
-//! `explore --exhaustive`: every schedule within a preemption bound, modulo independence.
-//! On a one-client single-reactor echo (`scenarios/exhaustive/`) the correct server passes
-//! every schedule, the read-once flaw stalls, and the reduction runs far fewer schedules
-//! than the plain search.
+//! `explore --exhaustive`: every schedule within a preemption bound, or with none, modulo
+//! independence. On a one-client single-reactor echo (`scenarios/exhaustive/`) the correct
+//! server passes every schedule, the read-once flaw stalls in every one, and the reduction
+//! runs far fewer schedules than the plain search.
 
 use edgesim::runner::{exhaustive, Completion, Limits};
 use edgesim::scenario::{self, Scenario};
@@ -9,6 +9,14 @@ use edgesim::scenario::{self, Scenario};
 fn limits(preemptions: u32, reduce: bool) -> Limits {
     Limits {
         preemptions: Some(preemptions),
+        ..unbounded(reduce)
+    }
+}
+
+/// No preemption bound: the search ends when every order has run (or a budget runs out).
+fn unbounded(reduce: bool) -> Limits {
+    Limits {
+        preemptions: None,
         reduce,
         runs_max: 1_000_000,
         secs_max: 600.0,
@@ -25,11 +33,39 @@ fn load(name: &str) -> Scenario {
 }
 
 #[test]
-fn the_read_once_flaw_stalls_in_the_search() {
-    let found = exhaustive(&load("tiny-read-once"), 0, &limits(1, true));
-    assert!(found.failures > 0, "{}", found.summary());
+fn without_a_bound_the_search_completes_and_every_schedule_of_read_once_stalls() {
+    let found = exhaustive(&load("tiny-read-once"), 0, &unbounded(true));
+    // Measured: 2,312 schedules, every one a stall, in 3 s (release).
+    assert_eq!(
+        found.completion,
+        Completion::Complete,
+        "{}",
+        found.summary()
+    );
+    assert!(found.schedules > 0, "{}", found.summary());
+    assert_eq!(found.failures, found.schedules, "{}", found.summary());
     let (result, ..) = found.first_failure.expect("a failing schedule");
     assert_eq!(result.verdict, edgesim::scenario::Verdict::Stall);
+}
+
+/// The correct server in every order, with no bound: "no schedule stalls", not "none
+/// found". Runs only with `EDGESIM_SOAK=1` (measured: 154,350 schedules and 221,137 pruned
+/// runs, 30 s in release; several minutes in a debug build).
+#[test]
+fn without_a_bound_the_correct_server_passes_every_schedule() {
+    if std::env::var("EDGESIM_SOAK").as_deref() != Ok("1") {
+        eprintln!("soak skipped: set EDGESIM_SOAK=1 to run it");
+        return;
+    }
+    let found = exhaustive(&load("tiny-echo"), 0, &unbounded(true));
+    assert_eq!(
+        found.completion,
+        Completion::Complete,
+        "{}",
+        found.summary()
+    );
+    assert_eq!(found.failures, 0, "{}", found.summary());
+    eprintln!("{}", found.summary());
 }
 
 #[test]
