@@ -71,22 +71,24 @@ fn without_a_bound_the_correct_server_passes_every_schedule() {
 #[test]
 fn the_correct_server_passes_every_schedule_and_the_reduction_runs_far_fewer() {
     let echo = load("tiny-echo");
-    let reduced = exhaustive(&echo, 0, &limits(3, true));
-    let plain = exhaustive(&echo, 0, &limits(3, false));
+    let reduced = exhaustive(&echo, 0, &limits(4, true));
+    let plain = exhaustive(&echo, 0, &limits(4, false));
     for found in [&reduced, &plain] {
         assert_eq!(found.failures, 0, "{}", found.summary());
         // The bound, not a budget, ended both searches.
         assert_eq!(
             found.completion,
-            Completion::Bound(3),
+            Completion::Bound(4),
             "{}",
             found.summary()
         );
     }
-    // Measured: 2,860 schedules with reduction, 23,965 without (at 4 preemptions 10,154
-    // against 244,597).
+    // Measured: 10,154 schedules with reduction, 244,597 without (24 times fewer; at 3
+    // preemptions 2,860 against 23,965, 8.4 times).
+    eprintln!("with reduction: {}", reduced.summary());
+    eprintln!("without: {}", plain.summary());
     assert!(
-        reduced.schedules * 8 <= plain.schedules,
+        reduced.schedules * 10 <= plain.schedules,
         "{} with reduction, {} without",
         reduced.summary(),
         plain.summary()
