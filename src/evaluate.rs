@@ -86,6 +86,27 @@ impl FlawOf {
         }
     }
 
+    /// Whether the flaw shows only to a client: as a client left waiting, or as bytes a
+    /// client reads that are not its echo (the others spin or crash the server, which needs
+    /// no client to see it).
+    fn shows_to_clients_only(self) -> bool {
+        match self {
+            FlawOf::Reactor(flaw) => matches!(
+                flaw,
+                Flaw::ReadOnce
+                    | Flaw::AcceptOnce
+                    | Flaw::NoEpollout
+                    | Flaw::OutOnce
+                    | Flaw::OneshotNoRearm
+                    | Flaw::OneshotOneDirection
+                    | Flaw::BudgetNoRequeue
+                    | Flaw::WakeFlagRace
+                    | Flaw::StaleToken
+            ),
+            FlawOf::Shared | FlawOf::Netpoll(_) => true,
+        }
+    }
+
     /// Seeds within which the flaw must show: the netpoller's races are rarer.
     pub fn seeds_max(self) -> u64 {
         match self {
@@ -134,6 +155,12 @@ const SURE_WRITE_BYTES: usize = 2048;
 /// write is cut only when the buffers are full).
 pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static str> {
     let config = &scenario.server.config;
+    if flaw.shows_to_clients_only() && resets_before_waiting(scenario) {
+        return Some(
+            "the clients reset within their first message, having written too little to \
+             meet a full buffer, so no client ever waits for the server or reads from it",
+        );
+    }
     let FlawOf::Reactor(flaw) = flaw else {
         return None;
     };
@@ -201,6 +228,29 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
         ),
         _ => None,
     }
+}
+
+/// Whether every client of `scenario` resets its connection before it could wait for the
+/// server, whatever sizes a seed draws: a reset client stops writing at half its bytes and
+/// waits for an echo only when its first message ends before that half, and a write of at
+/// most [`SURE_WRITE_BYTES`] is never cut, so such a client never waits for room either.
+fn resets_before_waiting(scenario: &Scenario) -> bool {
+    let c = &scenario.clients;
+    if c.pattern != Pattern::Reset {
+        return false;
+    }
+    let prefix = if scenario.server.handler == HandlerKind::Frame {
+        FRAME_PREFIX_BYTES
+    } else {
+        0
+    };
+    let (first_min, message_max) = (prefix + c.size_bytes.0, prefix + c.size_bytes.1);
+    let rest_max = c.messages.saturating_sub(1) * message_max;
+    // The shortest first message against the longest others is the draw in which the
+    // first message is least likely to reach the half; the longest messages put the half
+    // furthest in.
+    let first_reaches_half = first_min >= (first_min + rest_max) / 2;
+    first_reaches_half && c.messages * message_max / 2 <= SURE_WRITE_BYTES
 }
 
 /// About how many steps a loop that never waits takes while the clients wait for every

@@ -80,3 +80,36 @@ fn a_level_triggered_out_spin_during_slow_jobs_is_reachable() {
         "{verdicts:?}"
     );
 }
+
+/// Clients that reset within their first few bytes never wait for the server and never read
+/// from it, so a lost wakeup cannot show: the rule marks such workloads (and the netpoller's
+/// no-pdwait race, caught within a few seeds on reset workloads whose clients wait for an
+/// echo first, stays hidden there), and leaves reset workloads that wait before their reset.
+#[test]
+fn reset_clients_that_never_wait_hide_lost_wakeups() {
+    use edgesim::evaluate::{unreachable_reason, FlawOf};
+    let flaw = FlawOf::Netpoll(edgesim::netpoll::Flaw::NoPdwait);
+    let workload = |clients: &str| {
+        let text = format!(
+            "name = \"w\"\n[server]\nmodel = \"netpoll\"\nflaw = \"no-pdwait\"\n[clients]\n{clients}pattern = \"reset\"\n"
+        );
+        edgesim::scenario::parse("w.toml", &text).expect("a valid scenario")
+    };
+    let never_waits = workload("count = 2\nmessages = 3\nsize = 1\n");
+    assert!(unreachable_reason(flaw, &never_waits).is_some());
+    let verdicts: Vec<_> = (0..100)
+        .map(|seed| edgesim::runner::run_sim(&never_waits, seed, false).verdict)
+        .collect();
+    assert!(
+        verdicts
+            .iter()
+            .all(|&v| v == edgesim::scenario::Verdict::Pass),
+        "{verdicts:?}"
+    );
+    // Twenty messages of at most 64 bytes: the reset comes after ten echoes.
+    let waits = workload("count = 4\nmessages = 20\nsize = \"1..64\"\n");
+    assert_eq!(unreachable_reason(flaw, &waits), None);
+    // One message too large to be sure to fit: the client may wait for room.
+    let may_wait_for_room = workload("count = 2\nmessages = 1\nsize = 28795\n");
+    assert_eq!(unreachable_reason(flaw, &may_wait_for_room), None);
+}
