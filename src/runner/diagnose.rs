@@ -274,6 +274,7 @@ fn state_words(state: ThreadState) -> String {
                 Block::Park => "parked".to_string(),
                 Block::Mutex(id) => format!("waiting for lock #{id}"),
                 Block::Join(tid) => format!("joining t{tid}"),
+                Block::Held => "held off the processor".to_string(),
             };
             match deadline {
                 Some(ns) => format!("{what} until {:.3} ms", ns as f64 / 1e6),

@@ -242,6 +242,8 @@ pub enum Knob {
     SpuriousWakeup,
     /// `faults.spurious_ready`.
     SpuriousReady,
+    /// `faults.hold`.
+    Hold,
     /// `latency_us_max`.
     Latency,
     /// `sndbuf_bytes`.
@@ -257,7 +259,7 @@ pub enum Knob {
 }
 
 /// Every knob, in the order reports list them.
-pub const KNOBS: [Knob; 17] = [
+pub const KNOBS: [Knob; 18] = [
     Knob::ShortRead,
     Knob::ShortWrite,
     Knob::Segment,
@@ -269,6 +271,7 @@ pub const KNOBS: [Knob; 17] = [
     Knob::EintrIo,
     Knob::SpuriousWakeup,
     Knob::SpuriousReady,
+    Knob::Hold,
     Knob::Latency,
     Knob::Sndbuf,
     Knob::Rcvbuf,
@@ -292,6 +295,7 @@ impl Knob {
             Knob::EintrIo => "eintr_io",
             Knob::SpuriousWakeup => "spurious_wakeup",
             Knob::SpuriousReady => "spurious_ready",
+            Knob::Hold => "hold",
             Knob::Latency => "latency_us_max",
             Knob::Sndbuf => "sndbuf_bytes",
             Knob::Rcvbuf => "rcvbuf_bytes",
@@ -321,6 +325,7 @@ impl Knob {
             Knob::Eintr => s.eintr,
             Knob::EintrIo => s.eintr_io,
             Knob::SpuriousWakeup => s.spurious_wakeup,
+            Knob::Hold => s.hold,
             _ => return None,
         })
     }
@@ -340,6 +345,7 @@ impl Knob {
             Knob::Eintr => &mut s.eintr,
             Knob::EintrIo => &mut s.eintr_io,
             Knob::SpuriousWakeup => &mut s.spurious_wakeup,
+            Knob::Hold => &mut s.hold,
             _ => return None,
         })
     }

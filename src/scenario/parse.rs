@@ -158,6 +158,7 @@ struct RawFaults {
     eintr_io: Option<Spanned<f64>>,
     spurious_wakeup: Option<Spanned<f64>>,
     spurious_ready: Option<Spanned<f64>>,
+    hold: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -568,6 +569,7 @@ impl Checker<'_> {
                 eintr_io: self.probability(&f.eintr_io, "sim.faults.eintr_io")?,
                 spurious_wakeup: self
                     .probability(&f.spurious_wakeup, "sim.faults.spurious_wakeup")?,
+                hold: self.probability(&f.hold, "sim.faults.hold")?,
             },
         };
         if let Some(value) = raw
@@ -596,6 +598,7 @@ impl Checker<'_> {
             (f.eintr_io.is_some(), Knob::EintrIo),
             (f.spurious_wakeup.is_some(), Knob::SpuriousWakeup),
             (f.spurious_ready.is_some(), Knob::SpuriousReady),
+            (f.hold.is_some(), Knob::Hold),
             (raw.latency_us_max.is_some(), Knob::Latency),
             (raw.sndbuf_bytes.is_some(), Knob::Sndbuf),
             (raw.rcvbuf_bytes.is_some(), Knob::Rcvbuf),

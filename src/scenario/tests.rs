@@ -124,7 +124,7 @@ fn probability_out_of_range() {
 fn unknown_fault_name() {
     check_error(
         "name = \"x\"\n[sim]\nfaults = { shortwrite = 0.5 }\n",
-        "bad.toml:3: key `shortwrite`: unknown field `shortwrite`, expected one of `short_read`, `short_write`, `segment`, `reset`, `accept_abort`, `accept_emfile`, `accept_reset`, `eintr`, `eintr_io`, `spurious_wakeup`, `spurious_ready`",
+        "bad.toml:3: key `shortwrite`: unknown field `shortwrite`, expected one of `short_read`, `short_write`, `segment`, `reset`, `accept_abort`, `accept_emfile`, `accept_reset`, `eintr`, `eintr_io`, `spurious_wakeup`, `spurious_ready`, `hold`",
     );
 }
 

@@ -339,6 +339,7 @@ pub(crate) fn preempt(access: Access) {
 /// running thread, as the reduced walk mostly does, the pick, the step and the call share one
 /// visit to the world: a call is a handful of visits, and each costs.
 pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R) -> R {
+    hold_maybe(access);
     let mut call = Some(call);
     let stayed = with_world(|w| {
         if !w.tearing_down {
@@ -364,6 +365,32 @@ pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R
     // stack unwinds from inside `suspend`).
     suspend(Handoff::Host);
     with_world(|w| (call.take().expect("the call has not been made"))(w))
+}
+
+/// The stream the lengths of holds derive from (after the world's streams 1 to 3).
+const HOLD_STREAM: u64 = 4;
+
+/// The `hold` fault: before `access`, the current thread may be held off the processor for
+/// a while, as if the host's scheduler had preempted it. It blocks with a deadline, so the
+/// clock advances even when no other thread can run.
+///
+/// The length is a function of the seed and the step, not a draw from the fault stream: a
+/// run replayed from its decision log (which records whether each fault fired, not what it
+/// drew) holds the thread for the same time.
+fn hold_maybe(access: Access) {
+    let until = with_world(|w| {
+        let p = w.config.faults.hold;
+        if w.tearing_down || p <= 0.0 || !w.fault(p, "hold") {
+            return None;
+        }
+        let span = super::HOLD_NS_MAX - super::HOLD_NS_MIN;
+        let stream = super::derive_seed(w.config.seed, HOLD_STREAM);
+        let length = super::HOLD_NS_MIN + super::derive_seed(stream, w.step) % span;
+        Some(w.now_ns + length)
+    });
+    if let Some(until) = until {
+        block(Block::Held, Some(until), access);
+    }
 }
 
 /// Counts the step of `access` and makes the call, unless the run must stop first.

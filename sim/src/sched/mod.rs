@@ -29,10 +29,10 @@ pub use observe::{Hazard, SharedWakeup};
 pub use seed::derive_seed;
 pub use strategy::Strategy;
 pub use trace::{events_name, Op, Record, Trace};
-pub use world::BUSY_RETRIES_MAX;
 pub use world::{
     in_world, virtual_now_ns, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig,
 };
+pub use world::{BUSY_RETRIES_MAX, HOLD_NS_MAX, HOLD_NS_MIN};
 
 pub(crate) use access::Access;
 pub(crate) use host::{block, preempt, preempt_then};

@@ -420,6 +420,60 @@ fn eintr_io_interrupts_socket_calls_without_effect() {
     assert_eq!(report.outcome, Outcome::Finished);
 }
 
+/// `hold` keeps a runnable thread off the processor at a preemption point: virtual time
+/// moves on by at least the shortest hold per call although no other thread wants to run,
+/// and a run replayed from its decision log holds for the same lengths.
+#[test]
+fn a_held_thread_lets_virtual_time_pass_and_its_replay_holds_as_long() {
+    const CALLS: u64 = 10;
+    fn program() {
+        let (a, _b) = sys::socketpair().expect("a pair");
+        for _ in 0..CALLS {
+            assert_eq!(sys::inq(a), Ok(0));
+        }
+    }
+    let mut held = config(6);
+    held.faults.hold = 1.0;
+    held.record_decisions = true;
+    let recorded = run(held.clone(), program);
+    assert_eq!(recorded.outcome, Outcome::Finished);
+    let holds = recorded
+        .trace
+        .records()
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                super::Record::Blocked {
+                    block: super::Block::Held,
+                    ..
+                }
+            )
+        })
+        .count() as u64;
+    assert!(
+        holds > CALLS,
+        "every call was held, the socketpair too: {holds}"
+    );
+    assert!(
+        recorded.now_ns >= holds * super::HOLD_NS_MIN
+            && recorded.now_ns <= holds * super::HOLD_NS_MAX + 100 * held.call_cost_ns,
+        "{holds} holds took {} ns",
+        recorded.now_ns
+    );
+    let plain = run(config(6), program);
+    assert!(plain.now_ns < super::HOLD_NS_MIN, "{} ns", plain.now_ns);
+    let replayed = run(
+        WorldConfig {
+            replay: recorded.decisions.clone(),
+            ..held
+        },
+        program,
+    );
+    assert_eq!(replayed.now_ns, recorded.now_ns);
+    assert_eq!(replayed.trace.records(), recorded.trace.records());
+}
+
 /// A switch bias keeps the running thread at most preemption points; zero bias is the
 /// uniform walk, draw for draw.
 #[test]

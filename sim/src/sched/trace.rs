@@ -222,6 +222,7 @@ fn block_code(block: super::Block) -> u64 {
         super::Block::Park => 3 << 32,
         super::Block::Mutex(id) => 4 << 32 ^ id,
         super::Block::Join(tid) => 5 << 32 | u64::from(tid),
+        super::Block::Held => 6 << 32,
     }
 }
 
@@ -380,6 +381,9 @@ impl fmt::Display for Record {
                     super::Block::Park => "park".to_string(),
                     super::Block::Mutex(id) => format!("lock(#{id})"),
                     super::Block::Join(t) => format!("join({t})"),
+                    super::Block::Held => {
+                        return write!(f, "{step:>7} t{tid} is held off the processor");
+                    }
                 };
                 write!(f, "{step:>7} t{tid} {what} blocks")
             }

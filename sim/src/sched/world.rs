@@ -36,7 +36,24 @@ pub struct SchedFaults {
     pub eintr_io: f64,
     /// `park` returns although nobody unparked the thread (std allows it).
     pub spurious_wakeup: f64,
+    /// At a preemption point the thread is held off the processor while runnable, for
+    /// [`HOLD_NS_MIN`] to [`HOLD_NS_MAX`] of virtual time: what a loaded host's scheduler
+    /// does to any thread at any instruction. The other threads run meanwhile, and the
+    /// clock moves on even when none of them can, so a worker's job finishes, a peer's
+    /// bytes arrive and timers fire inside a window that is otherwise one step wide (a
+    /// loop's check of its queues before it stores its wake flag, say).
+    pub hold: f64,
 }
+
+/// The shortest time a `hold` keeps a thread off the processor: about a context switch
+/// and a short run of another thread on a busy core.
+pub const HOLD_NS_MIN: u64 = 50_000;
+
+/// The longest time a `hold` keeps a thread off the processor: a time slice or two of
+/// another thread on a host with more runnable threads than cores (Linux's EEVDF base
+/// slice, `sysctl_sched_base_slice`, is 0.75 ms times 1 + log2 of the CPU count, which
+/// scaling caps at 8 CPUs: 3 ms).
+pub const HOLD_NS_MAX: u64 = 5_000_000;
 
 /// Everything a run depends on besides the code it runs.
 #[derive(Clone, Debug)]
@@ -106,6 +123,8 @@ pub enum Block {
     Mutex(u64),
     /// Waiting for this thread to end.
     Join(u32),
+    /// Runnable, but held off the processor until its deadline (the `hold` fault).
+    Held,
 }
 
 /// A thread's state.
