@@ -238,8 +238,33 @@ fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
     if hold_on {
         spec.faults.sched.hold = hold;
     }
+    // Drawn after the holds, for the same reason; it changes a run only where `accept_emfile`
+    // fires, so it is drawn only where that fault is on.
+    let (window_on, window_ms) = (
+        unit(&mut rng) < EMFILE_WINDOW_ON,
+        log_uniform(&mut rng, EMFILE_WINDOW_MS_MIN, EMFILE_WINDOW_MS_MAX),
+    );
+    let emfile = if scenario.sim.pinned.contains(Knob::AcceptEmfile) {
+        scenario.sim.faults.kernel.accept_emfile
+    } else {
+        spec.faults.kernel.accept_emfile
+    };
+    if window_on && emfile > 0.0 {
+        spec.emfile_window_ms = window_ms as u64;
+    }
     spec
 }
+
+/// The share of the seeds with `accept_emfile` on in which an EMFILE lasts (the descriptor
+/// table stays full for a while, as when the rest of the process holds it): a one-call
+/// EMFILE never repeats long enough for a loop that retries at once to show as a spin, and
+/// with one client the drawn descriptor limit always leaves room for its connection.
+const EMFILE_WINDOW_ON: f64 = 0.5;
+/// The shortest window drawn: a spinning accept makes a call per microsecond of virtual
+/// time, and a spin is 10,000 identical failing calls in a row.
+const EMFILE_WINDOW_MS_MIN: usize = 5;
+/// The longest window drawn: two of the correct listener's 100 ms backoffs.
+const EMFILE_WINDOW_MS_MAX: usize = 200;
 
 /// The share of seeds in which threads are held off the processor (the `hold` fault): a
 /// host with more runnable threads than cores. It opens windows that are one step wide in

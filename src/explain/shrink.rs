@@ -396,6 +396,7 @@ pub fn scenario_toml(original_text: &str, shrunk: &Scenario) -> Result<String, S
     sim.insert("swarm".into(), Value::Boolean(false));
     sim.insert("faults".into(), Value::Table(faults));
     sim.insert("latency_us_max".into(), int(spec.latency_us_max));
+    sim.insert("emfile_window_ms".into(), int(spec.emfile_window_ms));
     sim.insert("sndbuf_bytes".into(), int(spec.sndbuf_bytes as u64));
     sim.insert("rcvbuf_bytes".into(), int(spec.rcvbuf_bytes as u64));
     sim.insert("fd_limit".into(), int(spec.fd_limit as u64));

@@ -98,6 +98,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, keep_trace: bool) -> WorldCo
             tcp_rcvbuf_bytes: sim.rcvbuf_bytes,
             fd_limit: sim.fd_limit,
             latency_ns_max: sim.latency_us_max * 1_000,
+            accept_emfile_window_ns: sim.emfile_window_ms * 1_000_000,
             faults: sim.faults.kernel.clone(),
             ..Config::default()
         },

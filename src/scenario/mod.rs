@@ -167,6 +167,10 @@ pub struct SimSpec {
     pub switch_bias: f64,
     /// Upper bound of a TCP segment's delivery latency, in microseconds.
     pub latency_us_max: u64,
+    /// How long the descriptor table stays full after an `accept_emfile` fault, in
+    /// milliseconds: every `accept` fails with EMFILE meanwhile, as when the rest of the
+    /// process holds the table full. 0: the fault fails only the one call.
+    pub emfile_window_ms: u64,
     /// TCP send buffer per socket.
     pub sndbuf_bytes: usize,
     /// TCP receive buffer per socket.
@@ -208,6 +212,7 @@ impl Default for SimSpec {
             strategy: sim::sched::Strategy::RandomWalk,
             switch_bias: 0.0,
             latency_us_max: 50,
+            emfile_window_ms: 0,
             sndbuf_bytes: 16 * 1024,
             rcvbuf_bytes: 64 * 1024,
             fd_limit: 1024,
@@ -246,6 +251,8 @@ pub enum Knob {
     Hold,
     /// `latency_us_max`.
     Latency,
+    /// `emfile_window_ms`.
+    EmfileWindow,
     /// `sndbuf_bytes`.
     Sndbuf,
     /// `rcvbuf_bytes`.
@@ -259,7 +266,7 @@ pub enum Knob {
 }
 
 /// Every knob, in the order reports list them.
-pub const KNOBS: [Knob; 18] = [
+pub const KNOBS: [Knob; 19] = [
     Knob::ShortRead,
     Knob::ShortWrite,
     Knob::Segment,
@@ -273,6 +280,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob::SpuriousReady,
     Knob::Hold,
     Knob::Latency,
+    Knob::EmfileWindow,
     Knob::Sndbuf,
     Knob::Rcvbuf,
     Knob::FdLimit,
@@ -297,6 +305,7 @@ impl Knob {
             Knob::SpuriousReady => "spurious_ready",
             Knob::Hold => "hold",
             Knob::Latency => "latency_us_max",
+            Knob::EmfileWindow => "emfile_window_ms",
             Knob::Sndbuf => "sndbuf_bytes",
             Knob::Rcvbuf => "rcvbuf_bytes",
             Knob::FdLimit => "fd_limit",
@@ -372,6 +381,7 @@ impl SimSpec {
         }
         match knob {
             Knob::Latency => self.latency_us_max.to_string(),
+            Knob::EmfileWindow => self.emfile_window_ms.to_string(),
             Knob::Sndbuf => self.sndbuf_bytes.to_string(),
             Knob::Rcvbuf => self.rcvbuf_bytes.to_string(),
             Knob::FdLimit => self.fd_limit.to_string(),
@@ -396,6 +406,7 @@ impl SimSpec {
         }
         match knob {
             Knob::Latency => self.latency_us_max = from.latency_us_max,
+            Knob::EmfileWindow => self.emfile_window_ms = from.emfile_window_ms,
             Knob::Sndbuf => self.sndbuf_bytes = from.sndbuf_bytes,
             Knob::Rcvbuf => self.rcvbuf_bytes = from.rcvbuf_bytes,
             Knob::FdLimit => self.fd_limit = from.fd_limit,

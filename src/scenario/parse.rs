@@ -137,6 +137,7 @@ struct RawSim {
     strategy: Option<Spanned<String>>,
     pct_depth: Option<Spanned<i64>>,
     latency_us_max: Option<Spanned<i64>>,
+    emfile_window_ms: Option<Spanned<i64>>,
     sndbuf_bytes: Option<Spanned<i64>>,
     rcvbuf_bytes: Option<Spanned<i64>>,
     fd_limit: Option<Spanned<i64>>,
@@ -600,6 +601,7 @@ impl Checker<'_> {
             (f.spurious_ready.is_some(), Knob::SpuriousReady),
             (f.hold.is_some(), Knob::Hold),
             (raw.latency_us_max.is_some(), Knob::Latency),
+            (raw.emfile_window_ms.is_some(), Knob::EmfileWindow),
             (raw.sndbuf_bytes.is_some(), Knob::Sndbuf),
             (raw.rcvbuf_bytes.is_some(), Knob::Rcvbuf),
             (raw.fd_limit.is_some(), Knob::FdLimit),
@@ -624,6 +626,12 @@ impl Checker<'_> {
                 "sim.latency_us_max",
                 0..=1_000_000,
                 defaults.latency_us_max as i64,
+            )? as u64,
+            emfile_window_ms: self.int(
+                &raw.emfile_window_ms,
+                "sim.emfile_window_ms",
+                0..=60_000,
+                defaults.emfile_window_ms as i64,
             )? as u64,
             sndbuf_bytes: self.int(
                 &raw.sndbuf_bytes,

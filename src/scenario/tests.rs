@@ -242,7 +242,8 @@ fn the_frame_handler_is_for_the_reactor_server_only() {
 fn every_key_a_file_sets_is_pinned_and_swarm_can_be_turned_off() {
     use super::{Knob, KNOBS};
     let text = "name = \"x\"\n[sim]\nsndbuf_bytes = 4096\nswitch_bias = 0.5\n\
-                faults = { accept_reset = 0.1, spurious_ready = 0.2, eintr_io = 0.3 }\n";
+                emfile_window_ms = 20\n\
+                faults = { accept_reset = 0.1, spurious_ready = 0.2, eintr_io = 0.3, hold = 0.01 }\n";
     let scenario = parse("ok.toml", text).expect("valid");
     assert!(scenario.sim.swarm, "swarm mode is on unless turned off");
     let pinned: Vec<Knob> = KNOBS
@@ -255,11 +256,15 @@ fn every_key_a_file_sets_is_pinned_and_swarm_can_be_turned_off() {
             Knob::AcceptReset,
             Knob::EintrIo,
             Knob::SpuriousReady,
+            Knob::Hold,
+            Knob::EmfileWindow,
             Knob::Sndbuf,
             Knob::SwitchBias
         ]
     );
     assert_eq!(scenario.sim.faults.kernel.spurious_ready, 0.2);
+    assert_eq!(scenario.sim.faults.sched.hold, 0.01);
+    assert_eq!(scenario.sim.emfile_window_ms, 20);
     assert_eq!(scenario.sim.faults.sched.eintr_io, 0.3);
     let off = parse("ok.toml", "name = \"x\"\n[sim]\nswarm = false\n").expect("valid");
     assert!(!off.sim.swarm);

@@ -120,6 +120,9 @@ fn sim(out: &mut String, scenario: &Scenario) {
             Knob::Latency => {
                 let _ = writeln!(out, "latency_us_max = {}", s.latency_us_max);
             }
+            Knob::EmfileWindow => {
+                let _ = writeln!(out, "emfile_window_ms = {}", s.emfile_window_ms);
+            }
             Knob::Sndbuf => {
                 let _ = writeln!(out, "sndbuf_bytes = {}", s.sndbuf_bytes);
             }

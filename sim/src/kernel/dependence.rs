@@ -34,7 +34,8 @@
 //!   on the receiving connection: dependent with the calls on it and on the instances watching
 //!   it, as every call on that connection is. In the exhaustive search calls cost no time, so
 //!   deliveries and deadlines happen only when no thread can run, at the same point of every
-//!   equivalent order.
+//!   equivalent order. The end of an EMFILE window (`Config::accept_emfile_window_ns`) is a
+//!   timer of the same kind, an event of the descriptor table that `accept` depends on.
 
 use super::epoll::Watcher;
 use super::fdtable::Obj;

@@ -274,8 +274,15 @@ impl Kernel {
         if self.listener(l).accept_queue.len() > 1 {
             hit(Case::AcceptWithSeveralPending);
         }
+        if self.emfile_until_ns.is_some() {
+            hit(Case::EmfileOnAccept);
+            return Err(libc::EMFILE);
+        }
         if self.chance(self.cfg.faults.accept_emfile) {
             hit(Case::EmfileOnAccept);
+            if self.cfg.accept_emfile_window_ns > 0 {
+                self.emfile_until_ns = Some(self.clock_ns + self.cfg.accept_emfile_window_ns);
+            }
             return Err(libc::EMFILE);
         }
         if self.chance(self.cfg.faults.accept_abort) {

@@ -104,6 +104,11 @@ pub struct Config {
     /// Upper bound of the delivery latency of a TCP segment; 0 delivers synchronously inside
     /// the sender's call (conformance mode).
     pub latency_ns_max: u64,
+    /// After an `accept_emfile` fault, every `accept` fails with EMFILE for this long
+    /// (virtual ns): the rest of the process (its log files, a resolver, a connection pool)
+    /// holds the descriptor table full until it closes something, which is what EMFILE
+    /// means on Linux. 0: only the faulted call fails.
+    pub accept_emfile_window_ns: u64,
     /// Fault probabilities; all zero in conformance mode.
     pub faults: Faults,
     /// Seed of the kernel's own ChaCha stream (segmentation, latency and fault draws).
@@ -164,6 +169,7 @@ impl Default for Config {
             pipe_capacity_bytes: 64 * 1024,
             fd_limit: 1024,
             latency_ns_max: 0,
+            accept_emfile_window_ns: 0,
             faults: Faults::default(),
             seed: 0,
         }
@@ -243,6 +249,12 @@ pub struct Kernel {
     footprint_cache: Vec<(u64, Footprint)>,
     /// The read being made was cut short by the fault: its file gets the rest's wakeup.
     short_read_fired: bool,
+    /// The world's virtual time at the call being made (set every step; `now_ns` is the
+    /// time of the last delivery pass, which may be earlier).
+    clock_ns: u64,
+    /// Until when the descriptor table is held full after an `accept_emfile` fault (see
+    /// [`Config::accept_emfile_window_ns`]); a kernel timer, ended by `advance`.
+    emfile_until_ns: Option<u64>,
 }
 
 impl fmt::Debug for Kernel {
@@ -299,6 +311,8 @@ impl Kernel {
             structure_epoch: 1,
             footprint_cache: Vec::new(),
             short_read_fired: false,
+            clock_ns: 0,
+            emfile_until_ns: None,
         }
     }
 
@@ -454,15 +468,27 @@ impl Kernel {
     }
     /// The virtual time (ns) of the next in-flight delivery or kernel timer, if any.
     pub fn next_timer_ns(&self) -> Option<u64> {
-        self.net.peek().map(|in_flight| in_flight.due_ns)
+        let delivery = self.net.peek().map(|in_flight| in_flight.due_ns);
+        match (delivery, self.emfile_until_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
-    /// Ends the fault phase: every fault probability becomes zero (called by the scheduler
-    /// when the run heals).
+    /// Ends the fault phase: every fault probability becomes zero, and a descriptor table
+    /// held full by a fault is free again (called by the scheduler when the run heals).
     pub fn heal(&mut self) {
         self.cfg.faults = Faults::default();
+        self.emfile_until_ns = None;
     }
     /// Moves the kernel to virtual time `now_ns`: deliveries and timers due by then happen.
     pub fn advance(&mut self, now_ns: u64) {
-        self.net_advance(now_ns)
+        self.net_advance(now_ns);
+        if self.emfile_until_ns.is_some_and(|until| until <= now_ns) {
+            self.emfile_until_ns = None;
+        }
+    }
+    /// Tells the kernel the world's virtual time at the call about to be made.
+    pub fn set_clock(&mut self, now_ns: u64) {
+        self.clock_ns = now_ns;
     }
 }

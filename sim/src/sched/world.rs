@@ -675,6 +675,7 @@ impl World {
     pub(crate) fn tick(&mut self, call: Access) {
         self.step += 1;
         self.now_ns += self.config.call_cost_ns;
+        self.kernel.set_clock(self.now_ns);
         if let Some(tid) = self.current {
             let thread = &mut self.threads[tid as usize];
             thread.last_step = self.step;

@@ -374,6 +374,44 @@ fn accept_faults() {
     assert!(k.accept(l).is_ok(), "the connection stayed queued");
 }
 
+/// With an EMFILE window, one `accept_emfile` fault holds the table full: every accept
+/// fails with EMFILE until the window's end (a kernel timer), whatever the fault draws
+/// meanwhile, and the connection stays queued; healing frees the table at once.
+#[test]
+fn an_emfile_window_fails_every_accept_until_it_ends() {
+    const WINDOW_NS: u64 = 5_000_000;
+    let mut k = Kernel::new(Config {
+        accept_emfile_window_ns: WINDOW_NS,
+        faults: Faults {
+            accept_emfile: 1.0,
+            ..Faults::default()
+        },
+        ..Config::default()
+    });
+    let l = k.listen("127.0.0.1:0".parse().unwrap(), 4, false).unwrap();
+    let addr = k.local_addr(l).unwrap();
+    k.connect(addr).unwrap();
+    k.set_clock(1_000);
+    assert_eq!(k.next_timer_ns(), None);
+    assert_eq!(k.accept(l).map(|_| ()), Err(libc::EMFILE));
+    assert_eq!(k.next_timer_ns(), Some(1_000 + WINDOW_NS));
+    // The fault no longer fires; the window alone fails the calls.
+    k.cfg.faults.accept_emfile = 0.0;
+    k.set_clock(WINDOW_NS);
+    k.advance(WINDOW_NS);
+    assert_eq!(k.accept(l).map(|_| ()), Err(libc::EMFILE));
+    k.advance(1_000 + WINDOW_NS);
+    assert_eq!(k.next_timer_ns(), None);
+    assert!(k.accept(l).is_ok(), "the connection stayed queued");
+
+    k.cfg.faults.accept_emfile = 1.0;
+    k.connect(addr).unwrap();
+    assert_eq!(k.accept(l).map(|_| ()), Err(libc::EMFILE));
+    k.heal();
+    assert_eq!(k.next_timer_ns(), None, "healing ends the window");
+    assert!(k.accept(l).is_ok());
+}
+
 /// accept of a connection its peer reset while queued: the accept succeeds, the accepted
 /// socket reports ERR|HUP and its first read fails with ECONNRESET, and the client was
 /// reset too.
