@@ -394,12 +394,31 @@ fn client_line(
             h.tid, h.step, h.consumed_step
         )),
         _ if info.readable_bytes > 0 => {
-            if let Some((_, item)) = registration_item(kernel, info.description) {
-                if !item.armed {
-                    line.push_str(
-                        "; the ONESHOT registration is disarmed, so the unread bytes raise no \
-                         event until it is re-armed",
-                    );
+            match registration_item(kernel, info.description) {
+                Some((_, item)) if !item.armed => line.push_str(
+                    "; the ONESHOT registration is disarmed, so the unread bytes raise no \
+                     event until it is re-armed",
+                ),
+                Some(_) => {}
+                None => {
+                    // Accepted, never registered: a handoff to a loop that did not take it.
+                    line.push_str("; no loop has taken the connection, so its bytes wake no one");
+                    let sleepers: Vec<String> = kernel
+                        .open_fds()
+                        .into_iter()
+                        .filter(|i| i.kind == FdKind::Epoll)
+                        .filter_map(|ep| eventfd_sleeper(kernel, threads, ep.fd))
+                        .map(|(thread, eventfd)| {
+                            format!("t{} {} (eventfd fd {eventfd})", thread.tid, thread.name)
+                        })
+                        .collect();
+                    if !sleepers.is_empty() {
+                        line.push_str(&format!(
+                            "; asleep with their eventfd at 0, so a task queued without an \
+                             eventfd write is never seen: {}",
+                            sleepers.join(", ")
+                        ));
+                    }
                 }
             }
         }
@@ -433,29 +452,36 @@ fn owed_from_user_space(kernel: &Kernel, threads: &[ThreadInfo], info: &FdInfo) 
             info.queued_out_bytes
         ));
     }
-    // A loop woken only by its eventfd: with the counter at 0, a task queued for it without
-    // an eventfd write (a lost wakeup) is never seen.
-    let sleeper = threads
-        .iter()
-        .find(|t| matches!(t.state, ThreadState::Blocked(Block::Epoll(e), _) if e == epfd));
-    let eventfd = kernel.epoll_items(epfd).ok().and_then(|items| {
-        items.into_iter().find_map(|i| {
-            kernel
-                .fd_info(i.fd)
-                .filter(|f| f.kind == FdKind::EventFd && f.description == i.description)
-        })
-    });
     let out_et = item.events & (Events::OUT.0 | Events::ET.0) == Events::OUT.0 | Events::ET.0;
-    if let (true, Some(thread), Some(eventfd)) = (item.armed && out_et, sleeper, eventfd) {
-        if eventfd.readable_bytes == 0 {
-            text.push_str(&format!(
-                "; t{} {} sleeps with its eventfd (fd {}) at 0, so a task queued for it \
-                 without an eventfd write is never seen",
-                thread.tid, thread.name, eventfd.fd
-            ));
-        }
+    if let Some((thread, eventfd)) =
+        eventfd_sleeper(kernel, threads, epfd).filter(|_| item.armed && out_et)
+    {
+        text.push_str(&format!(
+            "; t{} {} sleeps with its eventfd (fd {eventfd}) at 0, so a task queued for it \
+             without an eventfd write is never seen",
+            thread.tid, thread.name
+        ));
     }
     text
+}
+
+/// The thread asleep on `epfd` with its eventfd's counter at 0, and that eventfd, if one
+/// is: a loop woken only by its eventfd never sees a task queued for it without an eventfd
+/// write (a lost wakeup).
+fn eventfd_sleeper<'a>(
+    kernel: &Kernel,
+    threads: &'a [ThreadInfo],
+    epfd: i32,
+) -> Option<(&'a ThreadInfo, i32)> {
+    let thread = threads
+        .iter()
+        .find(|t| matches!(t.state, ThreadState::Blocked(Block::Epoll(e), _) if e == epfd))?;
+    let eventfd = kernel.epoll_items(epfd).ok()?.into_iter().find_map(|i| {
+        kernel
+            .fd_info(i.fd)
+            .filter(|f| f.kind == FdKind::EventFd && f.description == i.description)
+    })?;
+    (eventfd.readable_bytes == 0).then_some((thread, eventfd.fd))
 }
 
 /// The epoll instance and registration that watch a description.

@@ -208,13 +208,7 @@ pub(crate) fn judge(
             lines.extend(diagnose::busiest_thread(report, &report.threads));
             (Verdict::Spin, lines)
         }
-        Outcome::Deadlock => {
-            let mut lines = diagnose::stall(report);
-            if netpoll {
-                lines.extend(crate::netpoll::diagnose_stall(report));
-            }
-            (Verdict::Stall, lines)
-        }
+        Outcome::Deadlock => (Verdict::Stall, stall_lines(report, netpoll)),
         Outcome::MaxSteps => {
             let quiet_ns = report.now_ns.saturating_sub(progress.last_ns());
             if let Some(line) = hogged(report) {
@@ -231,8 +225,9 @@ pub(crate) fn judge(
                     )],
                 )
             } else if report.idle_ns * 2 > report.now_ns {
-                // Timers keep firing but nothing moves: a stall that a periodic tick hides.
-                (Verdict::Stall, diagnose::stall(report))
+                // Timers keep firing but nothing moves: a stall that a periodic tick hides
+                // (an accept loop backing off from a full descriptor table, say).
+                (Verdict::Stall, stall_lines(report, netpoll))
             } else {
                 let mut lines = vec![format!(
                     "no client progress for the last {:.3} ms of virtual time while threads kept running",
@@ -255,6 +250,16 @@ pub(crate) fn judge(
 /// run that spent its budget was a busy loop, not slow progress: serving clients, a loop
 /// takes about as many steps as they do (a read and a write per message each side).
 const HOG_SHARE_MIN: f64 = 0.9;
+
+/// A stall's diagnosis: what the kernel holds and, for the netpoller, which parked thread
+/// should have read it.
+fn stall_lines(report: &mut sim::sched::Report, netpoll: bool) -> Vec<String> {
+    let mut lines = diagnose::stall(report);
+    if netpoll {
+        lines.extend(crate::netpoll::diagnose_stall(report));
+    }
+    lines
+}
 
 /// The line saying which server thread took nearly every step of the second half of the
 /// run, if one did (the clients, and the driver `main`, do not count as the server).

@@ -281,7 +281,7 @@ impl Kernel {
         if self.chance(self.cfg.faults.accept_emfile) {
             hit(Case::EmfileOnAccept);
             if self.cfg.accept_emfile_window_ns > 0 {
-                self.emfile_until_ns = Some(self.clock_ns + self.cfg.accept_emfile_window_ns);
+                self.emfile_until_ns = Some(self.now_ns + self.cfg.accept_emfile_window_ns);
             }
             return Err(libc::EMFILE);
         }

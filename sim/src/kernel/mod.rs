@@ -196,7 +196,10 @@ impl Config {
 pub struct Kernel {
     /// Sizes, limits, the edge model and the fault probabilities.
     cfg: Config,
-    /// The virtual time set by the last `advance`.
+    /// The virtual time: the world's clock at the call being made (`set_clock`), or the
+    /// time the last `advance` reached. Latencies count from it, so it must not lag the
+    /// world's clock: a segment sent many steps after the last delivery pass would
+    /// otherwise be due that much earlier, and every latency would shrink toward zero.
     now_ns: u64,
     /// The kernel's own random stream (segmentation, latency, faults).
     rng: ChaCha8Rng,
@@ -249,9 +252,6 @@ pub struct Kernel {
     footprint_cache: Vec<(u64, Footprint)>,
     /// The read being made was cut short by the fault: its file gets the rest's wakeup.
     short_read_fired: bool,
-    /// The world's virtual time at the call being made (set every step; `now_ns` is the
-    /// time of the last delivery pass, which may be earlier).
-    clock_ns: u64,
     /// Until when the descriptor table is held full after an `accept_emfile` fault (see
     /// [`Config::accept_emfile_window_ns`]); a kernel timer, ended by `advance`.
     emfile_until_ns: Option<u64>,
@@ -311,7 +311,6 @@ impl Kernel {
             structure_epoch: 1,
             footprint_cache: Vec::new(),
             short_read_fired: false,
-            clock_ns: 0,
             emfile_until_ns: None,
         }
     }
@@ -321,7 +320,7 @@ impl Kernel {
         &self.cfg
     }
 
-    /// The virtual time of the last `advance`.
+    /// The virtual time (see the field).
     pub fn now_ns(&self) -> u64 {
         self.now_ns
     }
@@ -487,8 +486,10 @@ impl Kernel {
             self.emfile_until_ns = None;
         }
     }
-    /// Tells the kernel the world's virtual time at the call about to be made.
+    /// Tells the kernel the world's virtual time at the call about to be made. Segments
+    /// that fall due by then are delivered by the next `advance`, which the world makes
+    /// before the call whenever `next_timer_ns` says one is due.
     pub fn set_clock(&mut self, now_ns: u64) {
-        self.clock_ns = now_ns;
+        self.now_ns = self.now_ns.max(now_ns);
     }
 }

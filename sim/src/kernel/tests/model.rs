@@ -171,6 +171,30 @@ fn latency_delays_delivery_until_advance() {
     assert_eq!(k.outq(a), Ok(0));
 }
 
+/// A segment's latency counts from the clock of the call that sent it, not from the last
+/// delivery pass: a write made at 5 ms, long after the last `advance`, is due no earlier
+/// than 5 ms. (Regression: the kernel counted from the last `advance`, so in a world that
+/// ran many steps between deliveries every latency shrank toward zero.)
+#[test]
+fn latency_counts_from_the_sending_calls_clock() {
+    const SENT_AT_NS: u64 = 5_000_000;
+    for seed in 0..20 {
+        let mut k = Kernel::new(latency_config(seed, Faults::default()));
+        let (a, b) = tcp_pair(&mut k);
+        k.advance(1_000);
+        k.set_clock(SENT_AT_NS);
+        assert_eq!(k.writev(a, &[b"hello"]), Ok(5));
+        let due = k.next_timer_ns().expect("a segment in flight");
+        assert!(
+            (SENT_AT_NS..=SENT_AT_NS + 1_000).contains(&due),
+            "seed {seed}: due at {due}"
+        );
+        k.advance(due);
+        let mut buf = [0u8; 16];
+        assert_eq!(k.read(b, &mut buf), Ok(5));
+    }
+}
+
 /// Segments of one direction never overtake each other, whatever the latency draws; the
 /// FIN comes after the data and the orphan's queued bytes are all delivered.
 #[test]
