@@ -14,10 +14,11 @@ use std::time::Duration;
 /// debug build, so the default suite runs them all).
 pub const PASS_SEEDS: std::ops::Range<u64> = 0..1000;
 
-/// The faults a correct tokio server must absorb: short writes, segments split in
-/// delivery, latency, `EINTR` from `epoll_wait` and buffers small enough that writes hit
-/// `WouldBlock`. (Short reads are left out: see docs/UNMODIFIED.md, "Faults".)
+/// The faults a correct tokio server must absorb: short reads and writes, segments split
+/// in delivery, latency, `EINTR` from `epoll_wait` and buffers small enough that writes hit
+/// `WouldBlock` (docs/UNMODIFIED.md, "Faults").
 pub fn faults(sim: &mut SimSpec) {
+    sim.faults.kernel.short_read = 0.2;
     sim.faults.kernel.short_write = 0.2;
     sim.faults.kernel.segment = 0.3;
     sim.faults.sched.eintr = 0.05;
