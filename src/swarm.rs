@@ -32,7 +32,9 @@ const SNDBUF_BYTES_MAX: usize = 3_939_840;
 /// stops early leave bytes behind with no arrival to come.
 const RCVBUF_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// The smallest TCP buffer drawn (the scenario files' lower bound).
-const BUF_BYTES_MIN: usize = 1024;
+pub(crate) const BUF_BYTES_MIN: usize = 1024;
+/// The longest delivery latency drawn (`latency_us_max`), in microseconds.
+pub(crate) const LATENCY_US_MAX: u64 = 1000;
 
 /// What the workload lets the network do to it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -183,7 +185,10 @@ fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
                 .expect("a fault knob") = p;
         }
     }
-    let (latency_drawn, latency) = (unit(&mut rng) < 0.5, log_uniform(&mut rng, 1, 1000));
+    let (latency_drawn, latency) = (
+        unit(&mut rng) < 0.5,
+        log_uniform(&mut rng, 1, LATENCY_US_MAX as usize),
+    );
     if latency_drawn {
         spec.latency_us_max = latency as u64;
     }

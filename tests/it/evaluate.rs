@@ -81,6 +81,43 @@ fn a_level_triggered_out_spin_during_slow_jobs_is_reachable() {
     );
 }
 
+/// Regression: the rule still marked `lt-out-always` unreachable on workload #10 (two
+/// clients bursting 50 frames of up to 16 KiB), yet seed 249 spins: 1 KiB buffers and 790 us
+/// of latency make the transfer outlast the step budget while the loop spins between
+/// segments. The correct server passes that seed.
+#[test]
+fn a_level_triggered_out_spin_during_a_crawling_transfer_is_reachable() {
+    let pairs = edgesim::evaluate::draw_pairs(&Options {
+        only: Some("lt-out-always".to_string()),
+        ..Options::default()
+    });
+    let crawling = pairs.iter().find(|p| p.index == 10).expect("workload #10");
+    let described = edgesim::evaluate::describe(&crawling.scenario);
+    assert!(
+        described.contains("2x50 burst 1024..16384 B"),
+        "{described}"
+    );
+    assert_eq!(
+        edgesim::evaluate::unreachable_reason(crawling.flaw, &crawling.scenario),
+        None,
+        "{described}"
+    );
+    let flawed = edgesim::runner::run_sim(&crawling.scenario, 249, false);
+    assert_eq!(
+        flawed.verdict,
+        edgesim::scenario::Verdict::Spin,
+        "{flawed:#?}"
+    );
+    let mut correct = crawling.scenario.clone();
+    correct.server.config.flaw = None;
+    let passed = edgesim::runner::run_sim(&correct, 249, false);
+    assert_eq!(
+        passed.verdict,
+        edgesim::scenario::Verdict::Pass,
+        "{passed:#?}"
+    );
+}
+
 /// Clients that reset within their first few bytes never wait for the server and never read
 /// from it, so a lost wakeup cannot show: the rule marks such workloads (and the netpoller's
 /// no-pdwait race, caught within a few seeds on reset workloads whose clients wait for an
