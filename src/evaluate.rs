@@ -168,7 +168,6 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
     let crosses_threads = config.model == Model::MultiReactor || config.workers > 0;
     let requests = request_bytes_in_flight(scenario);
     let replies = reply_bytes_in_flight(scenario);
-    let budget_steps = scenario.sim.step_budget(clients);
     let read_turn = config
         .read_budget_bytes
         .min(config.reads_per_turn_max * config.read_buffer_bytes);
@@ -195,19 +194,6 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
         Flaw::EofIgnored if clients.pattern == Pattern::Reset => {
             Some("the clients reset their connections instead of closing them: no end of file")
         }
-        Flaw::LtOutAlways
-            if clients.pattern != Pattern::Linger
-                && job_steps(scenario) < budget_steps
-                && slowest_transfer_steps(scenario) < budget_steps =>
-        {
-            Some(
-                "the busy loop lasts only while connections are open without traffic: with \
-                 lingering clients, while clients wait for worker jobs, or while a large \
-                 transfer crawls through small buffers; these jobs and transfers end within \
-                 the step budget, and while clients make progress a busy loop is merely \
-                 slower",
-            )
-        }
         Flaw::WakeFlagRace | Flaw::EventfdUnreadLt if !crosses_threads => Some(
             "no task ever crosses threads (one loop or symmetric loops, no workers), so no \
              loop's eventfd is written",
@@ -216,10 +202,15 @@ pub fn unreachable_reason(flaw: FlawOf, scenario: &Scenario) -> Option<&'static 
             "a stale token reaches a reused slot through a worker's result; without workers \
              the registration is deleted before its close, so no event can carry it",
         ),
-        Flaw::ErrorOnlyIgnored if requests < config.inbound_bytes_max => Some(
-            "the registration asks for no direction only while a connection's input is at \
-             its limit during a job, and no connection has that much in flight",
-        ),
+        Flaw::ErrorOnlyIgnored
+            if requests < config.inbound_bytes_max && clients.pattern != Pattern::HalfClose =>
+        {
+            Some(
+                "the registration asks for no direction only during a job, while a \
+                 connection's input is at its limit or after its end of file (half-close \
+                 clients); no connection has that much in flight, and no client half-closes",
+            )
+        }
         Flaw::ErrorOnlyIgnored if config.workers == 0 || config.job_duration.is_zero() => Some(
             "an event with only ERR/HUP needs a registration asking for no direction, which \
              happens only while a connection's worker job is in flight; with no (or instant) \
@@ -254,34 +245,6 @@ fn resets_before_waiting(scenario: &Scenario) -> bool {
     // furthest in.
     let first_reaches_half = first_min >= (first_min + rest_max) / 2;
     first_reaches_half && c.messages * message_max / 2 <= SURE_WRITE_BYTES
-}
-
-/// About how many steps a loop that never waits takes while the clients wait for every
-/// worker job, one after another on each worker: every call of a busy loop moves the
-/// virtual clock by the world's call cost.
-fn job_steps(scenario: &Scenario) -> u64 {
-    let config = &scenario.server.config;
-    if config.workers == 0 {
-        return 0;
-    }
-    let jobs = (scenario.clients.count * scenario.clients.messages) as u64;
-    let job_ns = config.job_duration.as_nanos() as u64;
-    let call_cost_ns = sim::sched::WorldConfig::default().call_cost_ns.max(1);
-    jobs * job_ns / call_cost_ns / config.workers as u64
-}
-
-/// About how many steps one client's traffic takes in the slowest environment swarm mode
-/// draws: every 1 KiB window of its requests waits a round trip of the longest latency, and
-/// a loop that never waits moves the clock by the call cost meanwhile. (Workloads past the
-/// budget were caught: `lt-out-always` #10 and #24, 2×50 bursts of up to 16 KiB and 4×8 of
-/// up to 64 KiB, spun at seed 249 with 790 us latency and 1 KiB buffers.)
-fn slowest_transfer_steps(scenario: &Scenario) -> u64 {
-    let clients = &scenario.clients;
-    let framed = scenario.server.handler == HandlerKind::Frame;
-    let message = clients.size_bytes.1 + if framed { FRAME_PREFIX_BYTES } else { 0 };
-    let windows = (clients.messages * message).div_ceil(crate::swarm::BUF_BYTES_MIN) as u64;
-    let call_cost_ns = sim::sched::WorldConfig::default().call_cost_ns.max(1);
-    windows * 2 * crate::swarm::LATENCY_US_MAX * 1000 / call_cost_ns
 }
 
 /// What the evaluation runs.

@@ -32,9 +32,9 @@ const SNDBUF_BYTES_MAX: usize = 3_939_840;
 /// stops early leave bytes behind with no arrival to come.
 const RCVBUF_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// The smallest TCP buffer drawn (the scenario files' lower bound).
-pub(crate) const BUF_BYTES_MIN: usize = 1024;
+const BUF_BYTES_MIN: usize = 1024;
 /// The longest delivery latency drawn (`latency_us_max`), in microseconds.
-pub(crate) const LATENCY_US_MAX: u64 = 1000;
+const LATENCY_US_MAX: u64 = 1000;
 
 /// What the workload lets the network do to it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

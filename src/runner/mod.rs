@@ -286,6 +286,34 @@ fn hogged(report: &sim::sched::Report) -> Option<String> {
     })
 }
 
+/// Steps a finished run must take before one thread's share of them can say it spun: in
+/// a short run a loop with little to wait for may take most steps while serving.
+const HOGGED_RUN_STEPS_MIN: u64 = 50_000;
+
+/// The line saying which server thread took nearly every step of a long run that finished,
+/// if one did: the clients got their echoes, but only while a loop that never waits burned
+/// the processor beside them (a level-triggered OUT interest with nothing to write, say).
+fn hogged_run(report: &sim::sched::Report) -> Option<String> {
+    let total: u64 = report.threads.iter().map(|t| t.steps).sum();
+    if total < HOGGED_RUN_STEPS_MIN || report.idle_ns * 2 > report.now_ns {
+        return None;
+    }
+    let hog = report
+        .threads
+        .iter()
+        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
+        .max_by_key(|t| t.steps)?;
+    let share = hog.steps as f64 / total as f64;
+    (share >= HOG_SHARE_MIN).then(|| {
+        format!(
+            "t{} {} took {:.0}% of the run's {total} steps: a loop that never waits, with the clients crawling behind it",
+            hog.tid,
+            hog.name,
+            share * 100.0
+        )
+    })
+}
+
 /// The verdict of a run whose driver returned, in order: a server that failed, clients
 /// that failed (`other_failures` are the harness's own clients), a server busy with
 /// nothing to do, descriptors left open (`leaks`).
@@ -316,6 +344,11 @@ pub(crate) fn finished(
             driven.idle_steps,
             IDLE_WINDOW.as_millis()
         )];
+        lines.extend(diagnose::busiest_thread(report, &report.threads));
+        return (Verdict::Spin, lines);
+    }
+    if let Some(line) = hogged_run(report) {
+        let mut lines = vec![line];
         lines.extend(diagnose::busiest_thread(report, &report.threads));
         return (Verdict::Spin, lines);
     }

@@ -5,6 +5,7 @@
 //! server) takes minutes: `edgesim evaluate --jobs 2`.
 
 use edgesim::evaluate::{evaluate, table, Options};
+use edgesim::scenario::Verdict;
 
 #[test]
 fn a_sample_of_generated_workloads_catches_its_flaws_and_passes_the_correct_servers() {
@@ -81,41 +82,57 @@ fn a_level_triggered_out_spin_during_slow_jobs_is_reachable() {
     );
 }
 
-/// Regression: the rule still marked `lt-out-always` unreachable on workload #10 (two
-/// clients bursting 50 frames of up to 16 KiB), yet seed 249 spins: 1 KiB buffers and 790 us
-/// of latency make the transfer outlast the step budget while the loop spins between
-/// segments. The correct server passes that seed.
-#[test]
-fn a_level_triggered_out_spin_during_a_crawling_transfer_is_reachable() {
+/// Checks that a rule no longer marks workload `index` of `flaw` (described as `workload`),
+/// that the flawed server shows `verdict` there at `seed`, and that the correct server
+/// passes the same seed.
+#[track_caller]
+fn check_caught(flaw: &str, index: usize, workload: &str, seed: u64, verdict: Verdict) {
     let pairs = edgesim::evaluate::draw_pairs(&Options {
-        only: Some("lt-out-always".to_string()),
+        only: Some(flaw.to_string()),
         ..Options::default()
     });
-    let crawling = pairs.iter().find(|p| p.index == 10).expect("workload #10");
-    let described = edgesim::evaluate::describe(&crawling.scenario);
-    assert!(
-        described.contains("2x50 burst 1024..16384 B"),
-        "{described}"
-    );
+    let pair = pairs
+        .iter()
+        .find(|p| p.index == index)
+        .expect("the workload");
+    let described = edgesim::evaluate::describe(&pair.scenario);
+    assert!(described.contains(workload), "{described}");
     assert_eq!(
-        edgesim::evaluate::unreachable_reason(crawling.flaw, &crawling.scenario),
+        edgesim::evaluate::unreachable_reason(pair.flaw, &pair.scenario),
         None,
         "{described}"
     );
-    let flawed = edgesim::runner::run_sim(&crawling.scenario, 249, false);
-    assert_eq!(
-        flawed.verdict,
-        edgesim::scenario::Verdict::Spin,
-        "{flawed:#?}"
-    );
-    let mut correct = crawling.scenario.clone();
+    let flawed = edgesim::runner::run_sim(&pair.scenario, seed, false);
+    assert_eq!(flawed.verdict, verdict, "{flawed:#?}");
+    let mut correct = pair.scenario.clone();
     correct.server.config.flaw = None;
-    let passed = edgesim::runner::run_sim(&correct, 249, false);
-    assert_eq!(
-        passed.verdict,
-        edgesim::scenario::Verdict::Pass,
-        "{passed:#?}"
+    let passed = edgesim::runner::run_sim(&correct, seed, false);
+    assert_eq!(passed.verdict, Verdict::Pass, "{passed:#?}");
+}
+
+/// Regression: a rule marked `lt-out-always` unreachable on workload #10 (two clients
+/// bursting 50 frames of up to 16 KiB), yet seed 249 spins: 1 KiB buffers and 790 us of
+/// latency make the transfer crawl while the loop spins between segments. Since a finished
+/// run whose loop took nearly all its steps is a spin too, the flaw has no rule left.
+#[test]
+fn a_level_triggered_out_spin_during_a_crawling_transfer_is_reachable() {
+    check_caught(
+        "lt-out-always",
+        10,
+        "2x50 burst 1024..16384 B",
+        249,
+        Verdict::Spin,
     );
+}
+
+/// Regression: the `error-only-ignored` rule marked workload #3 (12 half-close clients,
+/// two workers with 10 ms jobs) unreachable, but a half-closed connection asks for no
+/// direction while its job runs, so a reset there gives an ERR|HUP-only event the flawed
+/// loop ignores: at seed 5 it spins through 99% of a run that still finishes (the correct
+/// server takes 933 steps).
+#[test]
+fn an_error_only_event_after_a_half_close_spins_the_flawed_loop() {
+    check_caught("error-only-ignored", 3, "12x2 half-close", 5, Verdict::Spin);
 }
 
 /// Clients that reset within their first few bytes never wait for the server and never read
