@@ -306,7 +306,7 @@ fn hogged_run(report: &sim::sched::Report) -> Option<String> {
     let share = hog.steps as f64 / total as f64;
     (share >= HOG_SHARE_MIN).then(|| {
         format!(
-            "t{} {} took {:.0}% of the run's {total} steps: a loop that never waits, with the clients crawling behind it",
+            "t{} {} took {:.0}% of the run's {total} steps: a loop that never waits, although its clients finished",
             hog.tid,
             hog.name,
             share * 100.0
