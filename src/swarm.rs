@@ -34,7 +34,7 @@ const RCVBUF_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// The smallest TCP buffer drawn (the scenario files' lower bound).
 const BUF_BYTES_MIN: usize = 1024;
 /// The longest delivery latency drawn (`latency_us_max`), in microseconds.
-const LATENCY_US_MAX: u64 = 1000;
+const LATENCY_US_MAX: usize = 1000;
 
 /// What the workload lets the network do to it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -187,7 +187,7 @@ fn draw(scenario: &Scenario, seed: u64, tolerance: Tolerance) -> SimSpec {
     }
     let (latency_drawn, latency) = (
         unit(&mut rng) < 0.5,
-        log_uniform(&mut rng, 1, LATENCY_US_MAX as usize),
+        log_uniform(&mut rng, 1, LATENCY_US_MAX),
     );
     if latency_drawn {
         spec.latency_us_max = latency as u64;

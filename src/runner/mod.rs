@@ -261,22 +261,31 @@ fn stall_lines(report: &mut sim::sched::Report, netpoll: bool) -> Vec<String> {
     lines
 }
 
+/// The server thread (the clients, and the driver `main`, do not count) that took the most
+/// of the steps `steps_of` counts, with the total of those steps and its share of them.
+fn busiest_server_thread(
+    report: &sim::sched::Report,
+    steps_of: fn(&sim::sched::ThreadInfo) -> u64,
+) -> Option<(&sim::sched::ThreadInfo, u64, f64)> {
+    let total: u64 = report.threads.iter().map(steps_of).sum();
+    let hog = report
+        .threads
+        .iter()
+        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
+        .max_by_key(|t| steps_of(t))?;
+    (total > 0).then(|| (hog, total, steps_of(hog) as f64 / total as f64))
+}
+
 /// The line saying which server thread took nearly every step of the second half of the
-/// run, if one did (the clients, and the driver `main`, do not count as the server).
+/// run, if one did.
 fn hogged(report: &sim::sched::Report) -> Option<String> {
     // A loop that sleeps between its calls (a listener paused for 100 ms after each EMFILE)
     // may take every step of an otherwise idle world without being busy.
     if report.idle_ns * 2 > report.now_ns {
         return None;
     }
-    let total: u64 = report.threads.iter().map(|t| t.steps_late).sum();
-    let hog = report
-        .threads
-        .iter()
-        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
-        .max_by_key(|t| t.steps_late)?;
-    let share = hog.steps_late as f64 / total.max(1) as f64;
-    (total > 0 && share >= HOG_SHARE_MIN).then(|| {
+    let (hog, total, share) = busiest_server_thread(report, |t| t.steps_late)?;
+    (share >= HOG_SHARE_MIN).then(|| {
         format!(
             "the step budget ran out while t{} {} took {:.0}% of the last {total} steps: a loop that never waits, with the clients crawling behind it",
             hog.tid,
@@ -294,17 +303,11 @@ const HOGGED_RUN_STEPS_MIN: u64 = 50_000;
 /// if one did: the clients got their echoes, but only while a loop that never waits burned
 /// the processor beside them (a level-triggered OUT interest with nothing to write, say).
 fn hogged_run(report: &sim::sched::Report) -> Option<String> {
-    let total: u64 = report.threads.iter().map(|t| t.steps).sum();
-    if total < HOGGED_RUN_STEPS_MIN || report.idle_ns * 2 > report.now_ns {
+    if report.idle_ns * 2 > report.now_ns {
         return None;
     }
-    let hog = report
-        .threads
-        .iter()
-        .filter(|t| t.name != "main" && !t.name.starts_with("client"))
-        .max_by_key(|t| t.steps)?;
-    let share = hog.steps as f64 / total as f64;
-    (share >= HOG_SHARE_MIN).then(|| {
+    let (hog, total, share) = busiest_server_thread(report, |t| t.steps)?;
+    (total >= HOGGED_RUN_STEPS_MIN && share >= HOG_SHARE_MIN).then(|| {
         format!(
             "t{} {} took {:.0}% of the run's {total} steps: a loop that never waits, although its clients finished",
             hog.tid,
