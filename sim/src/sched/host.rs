@@ -336,27 +336,25 @@ pub(crate) fn preempt(access: Access) {
 }
 
 /// [`preempt`], then `call` on the world as the step's call. When the strategy keeps the
-/// running thread, as the reduced walk mostly does, the pick, the step and the call share one
-/// visit to the world: a call is a handful of visits, and each costs.
+/// running thread, as the reduced walk mostly does, the `hold` check, the pick, the step and
+/// the call share one visit to the world: a call is a handful of visits, and each costs.
 pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R) -> R {
-    hold_maybe(access);
     let mut call = Some(call);
-    let stayed = with_world(|w| {
-        if !w.tearing_down {
-            let me = w.current;
-            let next = w.pick_next(Some(access));
-            if next != me {
-                return Err(w.hand_off(next));
-            }
-        }
-        Ok(step_and_call(w, access, &mut call))
+    let mut visit = with_world(|w| match hold_due(w) {
+        Some(until) => Visit::Held(until),
+        None => pick_and_call(w, access, &mut call),
     });
-    let made = match stayed {
-        Ok(made) => made,
-        Err(handoff) => {
+    if let Visit::Held(until) = visit {
+        block(Block::Held, Some(until), access);
+        visit = with_world(|w| pick_and_call(w, access, &mut call));
+    }
+    let made = match visit {
+        Visit::Made(made) => made,
+        Visit::Switch(handoff) => {
             suspend(handoff);
             with_world(|w| step_and_call(w, access, &mut call))
         }
+        Visit::Held(_) => unreachable!("a thread is held once per preemption point"),
     };
     if let Some(result) = made {
         return result;
@@ -367,30 +365,53 @@ pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R
     with_world(|w| (call.take().expect("the call has not been made"))(w))
 }
 
+/// What one visit to the world at a preemption point came to.
+enum Visit<R> {
+    /// The `hold` fault fired: the thread is held off the processor until this time.
+    Held(u64),
+    /// Another thread runs first.
+    Switch(Handoff),
+    /// The thread stayed and made its call (`None`: the step budget ran out first).
+    Made(Option<R>),
+}
+
+/// The strategy's pick at a preemption point before `access`, then, if the running thread
+/// stays, its step and `call`.
+fn pick_and_call<R>(
+    w: &mut World,
+    access: Access,
+    call: &mut Option<impl FnOnce(&mut World) -> R>,
+) -> Visit<R> {
+    if !w.tearing_down {
+        let me = w.current;
+        let next = w.pick_next(Some(access));
+        if next != me {
+            return Visit::Switch(w.hand_off(next));
+        }
+    }
+    Visit::Made(step_and_call(w, access, call))
+}
+
 /// The stream the lengths of holds derive from (after the world's streams 1 to 3).
 const HOLD_STREAM: u64 = 4;
 
-/// The `hold` fault: before `access`, the current thread may be held off the processor for
-/// a while, as if the host's scheduler had preempted it. It blocks with a deadline, so the
-/// clock advances even when no other thread can run.
+/// The `hold` fault: before its next call, the current thread may be held off the processor
+/// for a while, as if the host's scheduler had preempted it (the time it is held until, if
+/// so). It then blocks with a deadline, so the clock advances even when no other thread can
+/// run. Checked in the same visit to the world as the pick that follows it.
 ///
 /// The length is a function of the seed and the step, not a draw from the fault stream: a
 /// run replayed from its decision log (which records whether each fault fired, not what it
 /// drew) holds the thread for the same time.
-fn hold_maybe(access: Access) {
-    let until = with_world(|w| {
-        let p = w.config.faults.hold;
-        if w.tearing_down || p <= 0.0 || !w.fault(p, "hold") {
-            return None;
-        }
-        let span = super::HOLD_NS_MAX - super::HOLD_NS_MIN;
-        let stream = super::derive_seed(w.config.seed, HOLD_STREAM);
-        let length = super::HOLD_NS_MIN + super::derive_seed(stream, w.step) % span;
-        Some(w.now_ns + length)
-    });
-    if let Some(until) = until {
-        block(Block::Held, Some(until), access);
+fn hold_due(w: &mut World) -> Option<u64> {
+    let p = w.config.faults.hold;
+    if w.tearing_down || p <= 0.0 || !w.fault(p, "hold") {
+        return None;
     }
+    let span = super::HOLD_NS_MAX - super::HOLD_NS_MIN;
+    let stream = super::derive_seed(w.config.seed, HOLD_STREAM);
+    let length = super::HOLD_NS_MIN + super::derive_seed(stream, w.step) % span;
+    Some(w.now_ns + length)
 }
 
 /// Counts the step of `access` and makes the call, unless the run must stop first.

@@ -65,20 +65,23 @@ pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
 /// walk's decisions.
 pub(crate) const PREEMPT_MEAN_POINTS: f64 = 4.0;
 
-/// A geometric countdown of mean `mean` (at least 1): the number of choice points until the
-/// next random preemption, memoryless, so every point has the same chance of being the one.
-fn countdown(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
+/// A geometric countdown: the number of choice points until the next random preemption,
+/// memoryless, so every point has the same chance of being the one. `ln_fail` is the
+/// logarithm of the chance that a point is not the one ([`ln_fail`]).
+fn countdown(rng: &mut ChaCha8Rng, ln_fail: f64) -> u64 {
     // 53 random bits give a uniform float in (0, 1]; inverting the geometric distribution's
     // tail gives the count.
     let unit = ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let fail = 1.0 - 1.0 / mean;
-    1 + (unit.ln() / fail.ln()) as u64
+    1 + (unit.ln() / ln_fail) as u64
 }
 
-/// The reduced walk's mean countdown under `switch_bias`: a bias keeps the running thread
-/// longer between random preemptions too (0.5 doubles the mean, 0.95 multiplies it by 20).
-fn preempt_mean(switch_bias: f64) -> f64 {
-    PREEMPT_MEAN_POINTS / (1.0 - switch_bias.min(0.999))
+/// The logarithm [`countdown`] divides by, for the reduced walk's mean countdown under
+/// `switch_bias`: a bias keeps the running thread longer between random preemptions too (0.5
+/// doubles the mean, 0.95 multiplies it by 20). Computed once per bias, not per countdown: a
+/// logarithm costs about as much as the rest of a switch's bookkeeping.
+fn ln_fail(switch_bias: f64) -> f64 {
+    let mean = PREEMPT_MEAN_POINTS / (1.0 - switch_bias.min(0.999));
+    (1.0 - 1.0 / mean).ln()
 }
 
 /// The strategy's state during one run.
@@ -97,6 +100,8 @@ pub(crate) struct Picker {
     next_change_idx: usize,
     /// The reduced walk: choice points left before the next random preemption.
     countdown: u64,
+    /// The reduced walk: [`ln_fail`] of the current bias.
+    ln_fail: f64,
     /// Picks that drew from the schedule stream.
     pub(crate) decisions: u64,
 }
@@ -110,8 +115,9 @@ impl Picker {
             }
             change_points.sort_unstable();
         }
+        let ln_fail = ln_fail(switch_bias);
         let countdown = match strategy {
-            Strategy::RandomWalk => countdown(rng, preempt_mean(switch_bias)),
+            Strategy::RandomWalk => countdown(rng, ln_fail),
             _ => 0,
         };
         Picker {
@@ -121,6 +127,7 @@ impl Picker {
             change_points,
             next_change_idx: 0,
             countdown,
+            ln_fail,
             decisions: 0,
         }
     }
@@ -144,9 +151,10 @@ impl Picker {
     /// reduced walk, and a walk loses its bias.
     pub(crate) fn make_fair(&mut self, rng: &mut ChaCha8Rng) {
         self.switch_bias = 0.0;
+        self.ln_fail = ln_fail(0.0);
         if matches!(self.strategy, Strategy::Pct { .. }) {
             self.strategy = Strategy::RandomWalk;
-            self.countdown = countdown(rng, preempt_mean(0.0));
+            self.countdown = countdown(rng, self.ln_fail);
         }
     }
 
@@ -157,7 +165,7 @@ impl Picker {
         if self.countdown > 0 {
             return false;
         }
-        self.countdown = countdown(rng, preempt_mean(self.switch_bias));
+        self.countdown = countdown(rng, self.ln_fail);
         true
     }
 
@@ -181,6 +189,26 @@ impl Picker {
         }
         self.decisions += 1;
         runnable[below(rng, runnable.len())]
+    }
+
+    /// A uniform draw among the threads of `runnable` other than `me` (which is runnable and
+    /// not alone), in `runnable`'s order, with the draws of [`Picker::uniform`] on that list
+    /// but without building it.
+    pub(crate) fn uniform_other(&mut self, runnable: &[u32], me: u32, rng: &mut ChaCha8Rng) -> u32 {
+        let others = runnable.len() - 1;
+        debug_assert!(others > 0);
+        let mine = runnable
+            .iter()
+            .position(|&t| t == me)
+            .expect("me is runnable");
+        let i = match others {
+            1 => 0,
+            _ => {
+                self.decisions += 1;
+                below(rng, others)
+            }
+        };
+        runnable[if i < mine { i } else { i + 1 }]
     }
 
     /// Every call and PCT: the thread to run at `step`, among `runnable` (never empty),

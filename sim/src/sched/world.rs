@@ -551,12 +551,9 @@ impl World {
         }
         if self.picker.preempts(&mut self.sched_rng) {
             self.threads[me as usize].last_footprint = None;
-            let mut others = std::mem::take(&mut self.candidates);
-            others.clear();
-            others.extend(self.runnable.iter().copied().filter(|&t| t != me));
-            let next = self.picker.uniform(&others, &mut self.sched_rng);
-            self.candidates = others;
-            return next;
+            return self
+                .picker
+                .uniform_other(&self.runnable, me, &mut self.sched_rng);
         }
         let generation = self.interest.generation;
         // The last call was checked against every thread that waited then; only threads
