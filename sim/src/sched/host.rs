@@ -340,7 +340,7 @@ pub(crate) fn preempt(access: Access) {
 /// the call share one visit to the world: a call is a handful of visits, and each costs.
 pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R) -> R {
     let mut call = Some(call);
-    let mut visit = with_world(|w| match hold_due(w) {
+    let mut visit = with_world(|w| match hold_due(w, access) {
         Some(until) => Visit::Held(until),
         None => pick_and_call(w, access, &mut call),
     });
@@ -395,16 +395,19 @@ fn pick_and_call<R>(
 /// The stream the lengths of holds derive from (after the world's streams 1 to 3).
 const HOLD_STREAM: u64 = 4;
 
-/// The `hold` fault: before its next call, the current thread may be held off the processor
-/// for a while, as if the host's scheduler had preempted it (the time it is held until, if
-/// so). It then blocks with a deadline, so the clock advances even when no other thread can
+/// The `hold` fault: before its next call (`access`), the current thread may be held off the
+/// processor for a while, as if the host's scheduler had preempted it (the time it is held
+/// until, if so); more often before an atomic access or a lock ([`super::HOLD_AT_SYNC_FACTOR`]). It then blocks with a deadline, so the clock advances even when no other thread can
 /// run. Checked in the same visit to the world as the pick that follows it.
 ///
 /// The length is a function of the seed and the step, not a draw from the fault stream: a
 /// run replayed from its decision log (which records whether each fault fired, not what it
 /// drew) holds the thread for the same time.
-fn hold_due(w: &mut World) -> Option<u64> {
-    let p = w.config.faults.hold;
+fn hold_due(w: &mut World, access: Access) -> Option<u64> {
+    let mut p = w.config.faults.hold;
+    if matches!(access, Access::Atomic { .. } | Access::Lock(_)) {
+        p = (p * super::HOLD_AT_SYNC_FACTOR).min(super::HOLD_AT_SYNC_P_MAX);
+    }
     if w.tearing_down || p <= 0.0 || !w.fault(p, "hold") {
         return None;
     }

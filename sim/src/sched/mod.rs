@@ -32,7 +32,9 @@ pub use trace::{events_name, Op, Record, Trace};
 pub use world::{
     in_world, virtual_now_ns, Block, SchedFaults, ThreadInfo, ThreadState, WorldConfig,
 };
-pub use world::{BUSY_RETRIES_MAX, HOLD_NS_MAX, HOLD_NS_MIN};
+pub use world::{
+    BUSY_RETRIES_MAX, HOLD_AT_SYNC_FACTOR, HOLD_AT_SYNC_P_MAX, HOLD_NS_MAX, HOLD_NS_MIN,
+};
 
 pub(crate) use access::Access;
 pub(crate) use host::{block, preempt, preempt_then};

@@ -41,9 +41,28 @@ pub struct SchedFaults {
     /// does to any thread at any instruction. The other threads run meanwhile, and the
     /// clock moves on even when none of them can, so a worker's job finishes, a peer's
     /// bytes arrive and timers fire inside a window that is otherwise one step wide (a
-    /// loop's check of its queues before it stores its wake flag, say).
+    /// loop's check of its queues before it stores its wake flag, say). The probability is
+    /// per preemption point, [`HOLD_AT_SYNC_FACTOR`] times higher before an atomic access or
+    /// a lock.
     pub hold: f64,
 }
+
+/// How much likelier a `hold` is before an atomic access or a lock than before any other
+/// call (up to [`HOLD_AT_SYNC_P_MAX`]). A lost wakeup lives between a thread's read of shared
+/// state and the write that depends on it (a loop's check of its queues and the store of its
+/// wake flag, both atomics), so delays injected at synchronization, as concurrency fuzzers
+/// inject them, open such windows where a delay before a socket call would not. Measured on
+/// the 28 reachable `wake-flag-race` workloads of `edgesim evaluate` (500 seeds each, swarm
+/// mode): 130 failing seeds against 81 with holds equally likely everywhere;
+/// `stale-token` (20 workloads) 393 against 400 and `out-once` (18) 277 against 285.
+pub const HOLD_AT_SYNC_FACTOR: f64 = 10.0;
+
+/// The highest probability of a hold before a synchronization call: the highest that swarm
+/// mode draws for any call. More is a host so loaded that ordinary deadlines expire: with
+/// 0.1, the netpoller's 20 ms read deadline (`scenarios/netpoll-deadline.toml`) closed
+/// connections in the middle of their exchange in 2 of 5,000 seeds (none at 0.05, where
+/// `wake-flag-race` kept most of its gain: 130 failing seeds against 146 at 0.1).
+pub const HOLD_AT_SYNC_P_MAX: f64 = 0.05;
 
 /// The shortest time a `hold` keeps a thread off the processor: about a context switch
 /// and a short run of another thread on a busy core.
