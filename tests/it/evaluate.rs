@@ -104,9 +104,7 @@ fn check_caught(flaw: &str, index: usize, workload: &str, seed: u64, verdict: Ve
     );
     let flawed = edgesim::runner::run_sim(&pair.scenario, seed, false);
     assert_eq!(flawed.verdict, verdict, "{flawed:#?}");
-    let mut correct = pair.scenario.clone();
-    correct.server.config.flaw = None;
-    let passed = edgesim::runner::run_sim(&correct, seed, false);
+    let passed = edgesim::runner::run_sim(&edgesim::evaluate::correct(pair), seed, false);
     assert_eq!(passed.verdict, Verdict::Pass, "{passed:#?}");
 }
 
@@ -136,16 +134,16 @@ fn an_error_only_event_after_a_half_close_spins_the_flawed_loop() {
 }
 
 /// Clients that reset within their first few bytes never wait for the server and never read
-/// from it, so a lost wakeup cannot show: the rule marks such workloads (and the netpoller's
-/// no-pdwait race, caught within a few seeds on reset workloads whose clients wait for an
-/// echo first, stays hidden there), and leaves reset workloads that wait before their reset.
+/// from it, so a flaw that only a client can see cannot show: the rule marks such workloads
+/// for those flaws, and leaves reset workloads that wait before their reset.
 #[test]
-fn reset_clients_that_never_wait_hide_lost_wakeups() {
+fn reset_clients_that_never_wait_hide_what_only_clients_see() {
     use edgesim::evaluate::{unreachable_reason, FlawOf};
-    let flaw = FlawOf::Netpoll(edgesim::netpoll::Flaw::NoPdwait);
+    let flaw = FlawOf::Reactor(edgesim::server::Flaw::OneshotNoRearm);
     let workload = |clients: &str| {
         let text = format!(
-            "name = \"w\"\n[server]\nmodel = \"netpoll\"\nflaw = \"no-pdwait\"\n[clients]\n{clients}pattern = \"reset\"\n"
+            "name = \"w\"\n[server]\nmodel = \"single-reactor\"\ntrigger = \"edge-oneshot\"\n\
+             flaw = \"oneshot-no-rearm\"\n[clients]\n{clients}pattern = \"reset\"\n"
         );
         edgesim::scenario::parse("w.toml", &text).expect("a valid scenario")
     };
@@ -154,16 +152,41 @@ fn reset_clients_that_never_wait_hide_lost_wakeups() {
     let verdicts: Vec<_> = (0..100)
         .map(|seed| edgesim::runner::run_sim(&never_waits, seed, false).verdict)
         .collect();
-    assert!(
-        verdicts
-            .iter()
-            .all(|&v| v == edgesim::scenario::Verdict::Pass),
-        "{verdicts:?}"
-    );
+    assert!(verdicts.iter().all(|&v| v == Verdict::Pass), "{verdicts:?}");
     // Twenty messages of at most 64 bytes: the reset comes after ten echoes.
     let waits = workload("count = 4\nmessages = 20\nsize = \"1..64\"\n");
     assert_eq!(unreachable_reason(flaw, &waits), None);
     // One message too large to be sure to fit: the client may wait for room.
     let may_wait_for_room = workload("count = 2\nmessages = 1\nsize = 28795\n");
     assert_eq!(unreachable_reason(flaw, &may_wait_for_room), None);
+}
+
+/// Regression: the reset rule marked `wake-flag-race` workload #32 (12 clients that reset
+/// within one tiny message, a worker) unreachable, since no client waits; but at seed 2246
+/// (2 of 5,000 seeds) the `Stop` lands in a loop's turn that a worker's late result woke, is
+/// lost like any task, and the loop sleeps while the server waits for it to stop.
+#[test]
+fn a_lost_stop_hangs_a_wake_flag_race_server_whose_clients_reset() {
+    check_caught(
+        "wake-flag-race",
+        32,
+        "12x1 reset 1..64 B",
+        2246,
+        Verdict::Stall,
+    );
+}
+
+/// Regression: the same rule marked `netpoll/no-pdwait` workload #25 unreachable; at seed
+/// 22260 (3 of 50,000 seeds) the close that stops the server sets the accept thread's
+/// readiness between its check and its plain store of "parked", which overwrites it: the
+/// thread never wakes to leave.
+#[test]
+fn a_lost_close_hangs_a_no_pdwait_netpoller_whose_clients_reset() {
+    check_caught(
+        "netpoll/no-pdwait",
+        25,
+        "2x3 reset 1 B",
+        22260,
+        Verdict::Stall,
+    );
 }
