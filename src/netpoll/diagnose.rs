@@ -6,7 +6,7 @@
 //! The kernel-side diagnosis (`runner`) says what the kernel holds; this one says why the
 //! thread that should read it sleeps. It needs the kept trace (`edgesim run` keeps it).
 
-use super::pd::{PD_NIL, PD_PARKED, PD_READY, PD_WAIT};
+use super::pd::{CLOSING_BIT, PD_NIL, PD_PARKED, PD_READY, PD_WAIT};
 use sim::sched::{Block, Op, Record, Report, ThreadInfo, ThreadState};
 
 /// Trace records shown at most per parked thread, so a long window stays readable.
@@ -73,7 +73,14 @@ fn parked_thread(
             .is_some_and(|sock| sock.fin_received || sock.reset);
         info.readable_bytes == 0 && !ended
     });
-    if eagain.read && nothing_to_read {
+    // A thread another one waits to see end (the server stopping) should have been released
+    // by the close, whatever its descriptor holds.
+    let awaited_by = report
+        .threads
+        .iter()
+        .find(|t| t.state == ThreadState::Blocked(Block::Join(thread.tid), None))
+        .map(|t| t.tid);
+    if eagain.read && nothing_to_read && awaited_by.is_none() {
         // An idle reader (an accepting thread with an empty queue, a connection whose
         // client is silent) is where it should be; its story would only hide the culprit.
         return vec![format!(
@@ -112,7 +119,7 @@ fn parked_thread(
          3 parked):"
             .to_string(),
     );
-    let shown = interleaving(window, thread.tid, netpoller, eagain.fd);
+    let shown = interleaving(window, [Some(thread.tid), awaited_by], netpoller, eagain.fd);
     let skipped = shown.len().saturating_sub(INTERLEAVING_LINES_MAX);
     if skipped > 0 {
         lines.push(format!("    ... {skipped} earlier lines"));
@@ -203,7 +210,15 @@ fn first_readiness(window: &[Record], netpoller: Option<u32>, fd: i64, read: boo
 
 /// The records of the window that matter: everything the parked thread did, and the
 /// netpoller's turns that reported `fd` (its `epoll_wait`, the event, and what it did next).
-fn interleaving(window: &[Record], thread: u32, netpoller: Option<u32>, fd: i64) -> Vec<String> {
+/// The calls of `threads` (the parked thread, and the one waiting for it to end, whose
+/// close should have released it) in `window`, and the netpoller's turns that reported
+/// `fd`.
+fn interleaving(
+    window: &[Record],
+    threads: [Option<u32>; 2],
+    netpoller: Option<u32>,
+    fd: i64,
+) -> Vec<String> {
     let mut shown = Vec::new();
     let mut in_turn = false;
     for (idx, record) in window.iter().enumerate() {
@@ -219,7 +234,9 @@ fn interleaving(window: &[Record], thread: u32, netpoller: Option<u32>, fd: i64)
                     shown.push(with_gloss(record));
                 }
             }
-            Record::Call { tid, .. } if tid == thread => shown.push(with_gloss(record)),
+            Record::Call { tid, .. } if threads.contains(&Some(tid)) => {
+                shown.push(with_gloss(record))
+            }
             Record::Event { token, .. } if in_turn && names_fd(token, fd) => {
                 shown.push(format!("{record}  (fd {fd}, registration {})", token >> 32));
             }
@@ -252,6 +269,10 @@ fn with_gloss(record: &Record) -> String {
         return record.to_string();
     };
     let kind = ATOMIC_OPS.get(args[0] as usize).copied().unwrap_or("?");
+    let closing = |word: i64| word as u64 & CLOSING_BIT != 0;
+    if kind == "cas" && closing(args[1]) && !closing(ret) {
+        return format!("{record}  (deadline word marked closing)");
+    }
     let gloss = match (kind, token_name(args[1]), token_name(ret)) {
         ("store", Some(new), _) => format!("token := {new}"),
         ("swap", Some(new), Some(old)) => format!("token := {new}, was {old}"),

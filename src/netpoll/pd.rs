@@ -30,7 +30,7 @@ pub const PD_WAIT: u64 = 2;
 pub const PD_PARKED: u64 = 3;
 
 /// Set in a direction's deadline word once the descriptor is closing.
-const CLOSING_BIT: u64 = 1 << 63;
+pub(super) const CLOSING_BIT: u64 = 1 << 63;
 
 /// A direction of a descriptor.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]

@@ -19,8 +19,45 @@ pub fn stall(report: &mut Report) -> Vec<String> {
             .map(|t| format!("t{} {} {}", t.tid, t.name, state_words(t.state)))
             .collect();
         lines.push(format!("no thread can run: {}", blocked.join(", ")));
+        lines.extend(unfinished_joins(&report.kernel, &threads));
     }
     lines.extend(hazards_and_other_threads(report, &threads));
+    lines
+}
+
+/// One line per thread that waits for another to end while that one sleeps for good: with
+/// no client left waiting, a stall is a server that does not stop, and the thread it waits
+/// for is the one whose wakeup was lost (a loop asleep with its eventfd at 0 never sees a
+/// stop request queued without an eventfd write).
+fn unfinished_joins(kernel: &Kernel, threads: &[ThreadInfo]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for waiter in threads {
+        let ThreadState::Blocked(Block::Join(tid), _) = waiter.state else {
+            continue;
+        };
+        let Some(joined) = threads.iter().find(|t| t.tid == tid) else {
+            continue;
+        };
+        let why = match joined.state {
+            ThreadState::Blocked(Block::Epoll(epfd), None) => {
+                match eventfd_sleeper(kernel, threads, epfd) {
+                    Some((_, eventfd)) => format!(
+                        "sleeps in epoll_wait on fd {epfd} with its eventfd (fd {eventfd}) at 0, \
+                         so a stop request queued for it without an eventfd write is never seen"
+                    ),
+                    None => format!("sleeps in epoll_wait on fd {epfd} with no timeout"),
+                }
+            }
+            ThreadState::Blocked(Block::Park, None) => {
+                "is parked with no deadline, and nothing will unpark it".to_string()
+            }
+            _ => continue,
+        };
+        lines.push(format!(
+            "t{} {} waits for t{} {} to end, but t{} {why}",
+            waiter.tid, waiter.name, joined.tid, joined.name, joined.tid
+        ));
+    }
     lines
 }
 

@@ -86,7 +86,13 @@ fn a_level_triggered_out_spin_during_slow_jobs_is_reachable() {
 /// that the flawed server shows `verdict` there at `seed`, and that the correct server
 /// passes the same seed.
 #[track_caller]
-fn check_caught(flaw: &str, index: usize, workload: &str, seed: u64, verdict: Verdict) {
+fn check_caught(
+    flaw: &str,
+    index: usize,
+    workload: &str,
+    seed: u64,
+    verdict: Verdict,
+) -> edgesim::runner::RunResult {
     let pairs = edgesim::evaluate::draw_pairs(&Options {
         only: Some(flaw.to_string()),
         ..Options::default()
@@ -106,6 +112,7 @@ fn check_caught(flaw: &str, index: usize, workload: &str, seed: u64, verdict: Ve
     assert_eq!(flawed.verdict, verdict, "{flawed:#?}");
     let passed = edgesim::runner::run_sim(&edgesim::evaluate::correct(pair), seed, false);
     assert_eq!(passed.verdict, Verdict::Pass, "{passed:#?}");
+    flawed
 }
 
 /// Regression: a rule marked `lt-out-always` unreachable on workload #10 (two clients
@@ -167,26 +174,36 @@ fn reset_clients_that_never_wait_hide_what_only_clients_see() {
 /// lost like any task, and the loop sleeps while the server waits for it to stop.
 #[test]
 fn a_lost_stop_hangs_a_wake_flag_race_server_whose_clients_reset() {
-    check_caught(
+    let stalled = check_caught(
         "wake-flag-race",
         32,
         "12x1 reset 1..64 B",
         2246,
         Verdict::Stall,
     );
+    let said = stalled.diagnosis.join("\n");
+    assert!(
+        said.contains("t0 main waits for t3 loop-1 to end") && said.contains("eventfd (fd 4) at 0"),
+        "{said}"
+    );
 }
 
 /// Regression: the same rule marked `netpoll/no-pdwait` workload #25 unreachable; at seed
-/// 22260 (3 of 50,000 seeds) the close that stops the server sets the accept thread's
-/// readiness between its check and its plain store of "parked", which overwrites it: the
-/// thread never wakes to leave.
+/// 22260 (3 of 50,000 seeds) the close that stops the server marks the listener closing and
+/// finds no thread parked, between the accept thread's check of its token and its plain
+/// store of "parked": nobody unparks it, and the server waits for it forever.
 #[test]
 fn a_lost_close_hangs_a_no_pdwait_netpoller_whose_clients_reset() {
-    check_caught(
+    let stalled = check_caught(
         "netpoll/no-pdwait",
         25,
         "2x3 reset 1 B",
         22260,
         Verdict::Stall,
+    );
+    let said = stalled.diagnosis.join("\n");
+    assert!(
+        said.contains("waits for t2 netpoll-accept to end, but t2 is parked with no deadline"),
+        "{said}"
     );
 }
