@@ -27,8 +27,9 @@ pub enum Outcome {
     /// The exhaustive search stopped the run: each thread that could run next would only
     /// repeat an order already run (or needs a preemption beyond the bound).
     Pruned,
-    /// A thread made the same failing call [`BUSY_RETRIES_MAX`](super::BUSY_RETRIES_MAX) times in a row without
-    /// blocking in between: a busy retry loop (accept after EMFILE retried at once, say).
+    /// A thread made the same failing call [`BUSY_RETRIES_MAX`](super::BUSY_RETRIES_MAX)
+    /// times in a row without blocking in between: a busy retry loop (accept after EMFILE
+    /// retried at once, say).
     BusyRetry {
         /// The thread.
         tid: u32,
@@ -397,8 +398,10 @@ const HOLD_STREAM: u64 = 4;
 
 /// The `hold` fault: before its next call (`access`), the current thread may be held off the
 /// processor for a while, as if the host's scheduler had preempted it (the time it is held
-/// until, if so); more often before an atomic access or a lock ([`super::HOLD_AT_SYNC_FACTOR`]). It then blocks with a deadline, so the clock advances even when no other thread can
-/// run. Checked in the same visit to the world as the pick that follows it.
+/// until, if so); more often before an atomic access or a lock
+/// ([`super::HOLD_AT_SYNC_FACTOR`]). It then blocks with a deadline, so the clock advances
+/// even when no other thread can run. Checked in the same visit to the world as the pick
+/// that follows it.
 ///
 /// The length is a function of the seed and the step, not a draw from the fault stream: a
 /// run replayed from its decision log (which records whether each fault fired, not what it
