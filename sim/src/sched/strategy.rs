@@ -62,7 +62,10 @@ pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
 /// `shared-no-oneshot` in markedly fewer seeds than the every-call walk (829 against 980
 /// of 2,000 for `stale-token`), at 4 within a few percent of it, and `wake-flag-race` and
 /// `out-once` more often at both; bench-echo then makes about a third of the every-call
-/// walk's decisions.
+/// walk's decisions. At 2 (`BLOCKS=100 scripts/strategy-compare.sh` at 0009b85, 5,000 seeds
+/// each) `stale-token` failed as often as under every call (2,169 seeds against 2,030 at
+/// 4 and 2,186), but `wake-flag-race` fell from 575 to 402, below every call's 463, and a
+/// floor step cost 58 ns against 42.
 pub(crate) const PREEMPT_MEAN_POINTS: f64 = 4.0;
 
 /// A geometric countdown: the number of choice points until the next random preemption,
