@@ -341,21 +341,20 @@ pub(crate) fn preempt(access: Access) {
 /// the call share one visit to the world: a call is a handful of visits, and each costs.
 pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R) -> R {
     let mut call = Some(call);
-    let mut visit = with_world(|w| match hold_due(w, access) {
-        Some(until) => Visit::Held(until),
-        None => pick_and_call(w, access, &mut call),
+    let visit = with_world(|w| match hold_due(w, access) {
+        Some(until) => Err(until),
+        None => Ok(pick_and_call(w, access, &mut call)),
     });
-    if let Visit::Held(until) = visit {
+    let visit = visit.unwrap_or_else(|until| {
         block(Block::Held, Some(until), access);
-        visit = with_world(|w| pick_and_call(w, access, &mut call));
-    }
+        with_world(|w| pick_and_call(w, access, &mut call))
+    });
     let made = match visit {
         Visit::Made(made) => made,
         Visit::Switch(handoff) => {
             suspend(handoff);
             with_world(|w| step_and_call(w, access, &mut call))
         }
-        Visit::Held(_) => unreachable!("a thread is held once per preemption point"),
     };
     if let Some(result) = made {
         return result;
@@ -366,10 +365,8 @@ pub(crate) fn preempt_then<R>(access: Access, call: impl FnOnce(&mut World) -> R
     with_world(|w| (call.take().expect("the call has not been made"))(w))
 }
 
-/// What one visit to the world at a preemption point came to.
+/// What the pick at a preemption point came to.
 enum Visit<R> {
-    /// The `hold` fault fired: the thread is held off the processor until this time.
-    Held(u64),
     /// Another thread runs first.
     Switch(Handoff),
     /// The thread stayed and made its call (`None`: the step budget ran out first).
@@ -408,10 +405,13 @@ const HOLD_STREAM: u64 = 4;
 /// drew) holds the thread for the same time.
 fn hold_due(w: &mut World, access: Access) -> Option<u64> {
     let mut p = w.config.faults.hold;
+    if w.tearing_down || p <= 0.0 {
+        return None;
+    }
     if matches!(access, Access::Atomic { .. } | Access::Lock(_)) {
         p = (p * super::HOLD_AT_SYNC_FACTOR).min(super::HOLD_AT_SYNC_P_MAX);
     }
-    if w.tearing_down || p <= 0.0 || !w.fault(p, "hold") {
+    if !w.fault(p, "hold") {
         return None;
     }
     let span = super::HOLD_NS_MAX - super::HOLD_NS_MIN;
